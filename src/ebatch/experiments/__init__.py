@@ -1,0 +1,1 @@
+"""Experiment tooling: comparisons, reproduction of the paper, tuning, benchmarks, reports and plots."""

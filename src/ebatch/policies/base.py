@@ -1,0 +1,114 @@
+"""The policy interface and the registry of policies by short name.
+
+Life cycle of a policy object, driven by a simulator or an engine::
+
+    policy.start(model)                       # forget all state; bind the model's shapes
+    policy.on_arrival(ids, lengths, now_s)    # requests became known (ids increase in arrival order)
+    step = policy.next_step(now_s)            # the backend is free: a BatchStep, or None to idle
+    done = policy.on_step_done(step)          # the step (or, for a non-fused run, a prefix) ran;
+                                              # returns the ids of requests it completed
+    policy.wake_time_s()                      # when idle with work queued: the time to ask again, or None
+
+A policy never sees the hardware's time or energy. A new policy subclasses :class:`Policy`, declares
+its parameters in ``__init__`` (keyword-only, validated there) and registers itself with ``@register``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import numpy as np
+
+from ebatch.model import RNNModel
+from ebatch.step import BatchStep
+
+__all__ = ["Policy", "available", "get", "register", "check_positive_int"]
+
+_REGISTRY: dict[str, type[Policy]] = {}
+
+
+def register(name: str) -> Callable[[type[Policy]], type[Policy]]:
+    """Class decorator: make a policy available to :func:`get` under ``name``."""
+
+    def decorate(cls: type[Policy]) -> type[Policy]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available() -> list[str]:
+    return list(_REGISTRY)
+
+
+def parameters(name: str) -> list[str]:
+    """The keyword parameters a registered policy accepts."""
+    signature = inspect.signature(_REGISTRY[name].__init__)
+    return [p for p in signature.parameters if p != "self"]
+
+
+def get(name: str | Policy, **params) -> Policy:
+    """A new policy object by name, e.g. ``get("ebatch", batch_size=32, timesteps=16)``.
+
+    Raises ``ValueError`` naming the unknown policy or parameter and the allowed values.
+    """
+    if isinstance(name, Policy):
+        if params:
+            raise ValueError("policy: parameters can only be given with a policy name, not a policy object")
+        return name
+    if name not in _REGISTRY:
+        raise ValueError(f"policy: unknown policy {name!r}; choose one of {', '.join(available())}")
+    allowed = parameters(name)
+    for key in params:
+        if key not in allowed:
+            raise ValueError(
+                f"policy {name!r}: unknown parameter {key!r}; allowed: {', '.join(allowed) or 'none'}"
+            )
+    return _REGISTRY[name](**params)
+
+
+def check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+class Policy:
+    """Base class: request bookkeeping shared by every policy. Subclasses implement the hooks."""
+
+    name: str = "policy"
+
+    def start(self, model: RNNModel) -> None:
+        self.model = model
+        self.lengths = np.zeros(0, dtype=np.int64)
+        self.arrivals_s = np.zeros(0, dtype=np.float64)
+
+    def on_arrival(self, ids: np.ndarray, lengths: np.ndarray, now_s: float) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size and ids[0] != self.lengths.size:
+            raise ValueError(f"policy: request ids must arrive in order; expected {self.lengths.size}")
+        self.lengths = np.concatenate([self.lengths, np.asarray(lengths, dtype=np.int64)])
+        self.arrivals_s = np.concatenate([self.arrivals_s, np.full(ids.size, now_s)])
+        self._enqueue(ids)
+
+    def _enqueue(self, ids: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def next_step(self, now_s: float) -> BatchStep | None:
+        raise NotImplementedError
+
+    def on_step_done(self, step: BatchStep) -> np.ndarray:
+        raise NotImplementedError
+
+    def wake_time_s(self) -> float | None:
+        return None
+
+    def params(self) -> dict:
+        """The policy's parameters, as given to :func:`get`."""
+        return {key: getattr(self, key) for key in parameters(self.name)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"

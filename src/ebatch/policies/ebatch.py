@@ -1,0 +1,126 @@
+"""``ebatch``: E-BATCH (Silfa, Arnau, Gonzalez, arXiv 2009.10656), as DESIGN.md section 4 interprets it.
+
+B slots, window of T time-steps. Each window is evaluated layer by layer (weights of a layer loaded
+once per window), and the hardware notifies the runtime as soon as a sequence's last cell is done.
+
+- Unidirectional models: slots *stream*. At each window start every slot's window is filled with the
+  rest of its current sequence, then queued sequences back to back (state reset at each start), until
+  T columns are full or the queue is empty. A sequence spanning windows carries its state. The window
+  is as wide as its fullest slot (at most T), so an emptying queue does not compute padding.
+- Models with a bidirectional layer: a sequence cannot be split (the backward direction needs its end).
+  Each window packs whole sequences into the B slots, first fit in FIFO order over the oldest
+  ``lookahead`` queued sequences; the window is ``W = max(T, longest of the B oldest)`` columns, so the
+  B oldest always fit, and shorter ones fill the remaining room of each slot.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ebatch.model import RNNModel
+from ebatch.policies.base import check_positive_int, register
+from ebatch.policies.window import Window, WindowPolicy
+
+__all__ = ["EBatch"]
+
+
+@register("ebatch")
+class EBatch(WindowPolicy):
+    notify = True
+
+    def __init__(self, batch_size: int = 64, timesteps: int = 16, lookahead: int | None = None) -> None:
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.timesteps = check_positive_int("timesteps", timesteps)
+        if lookahead is not None:
+            lookahead = check_positive_int("lookahead", lookahead)
+        self.lookahead = lookahead
+
+    def start(self, model: RNNModel) -> None:
+        super().start(model)
+        self._slot_request = np.full(self.batch_size, -1, dtype=np.int64)
+        self._slot_position = np.zeros(self.batch_size, dtype=np.int64)
+
+    def _form_window(self, now_s: float) -> Window | None:
+        if self.model.bidirectional:
+            return self._pack_whole(self.timesteps)
+        return self._stream(self.timesteps)
+
+    # ---- unidirectional: streaming slots ------------------------------------------------------------
+
+    def _stream(self, t: int) -> Window | None:
+        segments: list[tuple[int, int, int, int, int, bool]] = []
+        completes: list[int] = []
+        current, position, lengths = self._slot_request, self._slot_position, self.lengths
+        for slot in range(self.batch_size):
+            col = 0
+            request = int(current[slot])
+            if request >= 0:
+                start = int(position[slot])
+                n = min(t, int(lengths[request]) - start)
+                segments.append((slot, 0, request, start, n, False))
+                col = n
+                if start + n == lengths[request]:
+                    completes.append(request)
+                    current[slot] = -1
+                else:
+                    position[slot] = start + n
+            while col < t and self.queue:
+                request = self.queue.popleft()
+                n = min(t - col, int(lengths[request]))
+                segments.append((slot, col, request, 0, n, True))
+                col += n
+                if n == lengths[request]:
+                    completes.append(request)
+                else:
+                    current[slot], position[slot] = request, n
+        if not segments:
+            return None
+        rows, cols, requests, starts, seg_lengths, resets = (np.array(c) for c in zip(*segments))
+        return Window(
+            width=int((cols + seg_lengths).max()),
+            slots=self.batch_size,
+            rows=rows,
+            cols=cols,
+            requests=requests,
+            starts=starts,
+            lengths=seg_lengths,
+            resets=resets.astype(bool),
+            completes=np.array(completes, dtype=np.int64),
+        )
+
+    # ---- bidirectional: whole sequences packed per window -------------------------------------------
+
+    def _pack_whole(self, t: int) -> Window | None:
+        if not self.queue:
+            return None
+        b = self.batch_size
+        lookahead = self.lookahead or 4 * b
+        candidates = [self.queue[i] for i in range(min(len(self.queue), max(lookahead, b)))]
+        cand_lengths = self.lengths[candidates]
+        width = max(t, int(cand_lengths[:b].max()))
+        used = np.zeros(b, dtype=np.int64)
+        rows, cols, chosen = [], [], []
+        for request, length in zip(candidates, cand_lengths.tolist()):
+            fits = np.flatnonzero(used + length <= width)
+            if fits.size == 0:
+                continue
+            slot = int(fits[0])
+            rows.append(slot)
+            cols.append(int(used[slot]))
+            chosen.append(request)
+            used[slot] += length
+        taken = set(chosen)
+        self.queue = type(self.queue)(r for r in self.queue if r not in taken)
+        requests = np.array(chosen, dtype=np.int64)
+        n = requests.size
+        return Window(
+            width=int(used.max()),
+            slots=b,
+            rows=np.array(rows),
+            cols=np.array(cols),
+            requests=requests,
+            starts=np.zeros(n, dtype=np.int64),
+            lengths=self.lengths[requests],
+            resets=np.ones(n, dtype=bool),
+            completes=requests,
+        )
