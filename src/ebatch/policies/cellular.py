@@ -83,10 +83,10 @@ class Cellular(Policy):
         layer = int(self._type_layer[c])
         limit = self._input_available(progress, lengths)[layer]
         run = int((limit - progress[c]).min())
-        feeds_unidirectional = layer + 1 < len(self._layer_bi) and not self._layer_bi[layer + 1]
         # if the first invocation makes some of these requests' next-layer cells ready, re-decide after it
-        if run > 1 and not self._type_bi[c] and feeds_unidirectional and np.any(progress[self._fwd[layer + 1]] >= progress[c]):
-            run = 1
+        feeds_unidirectional = layer + 1 < len(self._layer_bi) and not self._layer_bi[layer + 1]
+        if run > 1 and not self._type_bi[c] and feeds_unidirectional:
+            run = 1 if np.any(progress[self._fwd[layer + 1]] >= progress[c]) else run
         self._pending_type = c
         backward = self._type_direction[c] == 1
         positions = progress[c]
