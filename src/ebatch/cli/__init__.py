@@ -26,10 +26,30 @@ for module in (info, compare, reproduce, tune, bench):
     module.register(app)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the app, turning ``ValueError`` into a one-line error and exit code 2."""
+    """Entry point: run the app; ``ValueError`` and usage errors become one line on stderr and exit code 2."""
     try:
-        app(args=argv, standalone_mode=True)
+        from typer._click.exceptions import ClickException  # typer >= 0.20 vendors click
+    except ImportError:  # pragma: no cover
+        from click.exceptions import ClickException
+    try:
+        code = app(args=argv, standalone_mode=False)
     except (ValueError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)
+    except ClickException as exc:  # typer's own parse errors: unknown option, not an integer, ...
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()
+        else:
+            where = getattr(getattr(exc, "ctx", None), "command_path", "ebatch")
+            typer.echo(f"error: {where}: {_one_line(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("Aborted!", err=True)
+        sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

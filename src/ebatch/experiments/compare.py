@@ -1,0 +1,280 @@
+"""Side-by-side comparison of batching policies: same model, workload, hardware and seed.
+
+Life cycle::
+
+    specs = parse_policies("sequential,padding:sort_window=256,ebatch:timesteps=32")
+    specs = apply_defaults(specs, {"batch_size": 32})   # to the policies that take it
+    results = compare("eesen", "librispeech-test-clean", specs, "epur", seed=0)
+    rows = comparison_rows(results)                       # summaries + ratios to the first policy
+    write_comparison(results, "results/epur")             # CSVs, JSON and a bar chart
+
+Every function raises ``ValueError`` naming the field for bad input (an unknown policy or parameter, a
+malformed policy list, an unknown model, preset or workload); nothing is run before all of it is valid.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ebatch import policies
+from ebatch.hardware import AcceleratorModel, HardwareSpec, load_preset
+from ebatch.model import RNNModel, get_model
+from ebatch.sim import SimulationResult, Simulator
+from ebatch.workload import Workload
+
+__all__ = [
+    "PolicySpec", "Progress", "RATIO_KEYS", "apply_defaults", "compare", "comparison_rows", "csv_text",
+    "flat_row", "json_safe", "parse_policies", "policy_labels", "write_comparison",
+]
+
+#: A policy by name and its parameters, e.g. ``("ebatch", {"timesteps": 32})``.
+PolicySpec = tuple[str, dict]
+#: ``progress(label, completed_requests, total_requests)``, called now and then during a run.
+Progress = Callable[[str, int, int], None]
+
+#: Ratios to the first policy of a comparison: higher is better for the first two, lower for the third.
+RATIO_KEYS = ("throughput_ratio", "energy_efficiency_ratio", "latency_p99_ratio")
+
+_PROGRESS_EVERY_EVENTS = 512
+
+
+def _parse_value(text: str):
+    low = text.lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_policies(text: str) -> list[PolicySpec]:
+    """Parse ``NAME[:KEY=VALUE[:KEY=VALUE...]]`` entries separated by commas.
+
+    A comma-separated ``KEY=VALUE`` without a name continues the policy before it, so
+    ``padding:sort_window=256,batch_size=32,ebatch`` is padding with two parameters, then ebatch.
+    Values are read as ``none``, ``true``/``false``, integers, floats, or else strings.
+    Names are not checked here (:func:`apply_defaults` and :func:`compare` do).
+    """
+    specs: list[PolicySpec] = []
+    for token in (t.strip() for t in str(text).split(",")):
+        if not token:
+            raise ValueError(f"policies: empty entry in {text!r}; separate names with commas, e.g. sequential,ebatch")
+        if ":" in token or "=" not in token:
+            name, _, rest = token.partition(":")
+            if not name.strip():
+                raise ValueError(f"policies: {token!r} has no policy name; write NAME:KEY=VALUE")
+            specs.append((name.strip(), {}))
+            pairs = rest.split(":") if rest else []
+        else:
+            if not specs:
+                raise ValueError(f"policies: {token!r} has no policy before it; write NAME:{token}")
+            pairs = [token]
+        for pair in pairs:
+            key, eq, value = (part.strip() for part in pair.partition("="))
+            if not eq or not key or not value:
+                raise ValueError(f"policies: {pair!r} in {token!r} is not KEY=VALUE (e.g. ebatch:timesteps=32)")
+            specs[-1][1][key] = _parse_value(value)
+    return specs
+
+
+def _check_name(name: str) -> None:
+    if name not in policies.available():
+        raise ValueError(f"policy: unknown policy {name!r}; choose one of {', '.join(policies.available())}")
+
+
+def apply_defaults(specs: list[PolicySpec], defaults: dict) -> list[PolicySpec]:
+    """Give each policy the ``defaults`` (``None`` values skipped) it accepts; its own parameters win.
+
+    Raises ``ValueError`` for an unknown policy, or a default that none of the policies accepts (a
+    ``--timesteps`` given to ``sequential,padding`` is a mistake, not something to ignore silently).
+    """
+    given = {k: v for k, v in defaults.items() if v is not None}
+    used: set[str] = set()
+    out = []
+    for name, params in specs:
+        _check_name(name)
+        accepted = policies.parameters(name)
+        merged = {k: v for k, v in given.items() if k in accepted}
+        used.update(merged)
+        merged.update(params)
+        out.append((name, merged))
+    for key in given:
+        if key not in used:
+            names = ", ".join(name for name, _ in specs)
+            raise ValueError(f"{key}: none of the policies ({names}) takes {key}; leave it out or add one that does")
+    return out
+
+
+def policy_labels(specs: list[PolicySpec]) -> list[str]:
+    """Short unique labels: the name, plus the parameters that tell apart runs of the same policy."""
+    labels = []
+    for name, params in specs:
+        same = [p for n, p in specs if n == name]
+        differing = sorted({k for p in same for k in p if any(q.get(k) != p.get(k) for q in same)})
+        labels.append(":".join([name] + [f"{k}={params.get(k)}" for k in differing]))
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):
+        seen[label] = seen.get(label, 0) + 1
+        if seen[label] > 1:
+            labels[i] = f"{label}#{seen[label]}"
+    return labels
+
+
+def compare(
+    model: str | RNNModel,
+    workload: str | Workload,
+    specs: list[PolicySpec],
+    hardware: str | HardwareSpec = "epur",
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[SimulationResult]:
+    """Run each policy of ``specs`` on the same workload and hardware; results in the order given.
+
+    ``workload``: a :class:`Workload` or a data set name / CSV path (all its requests, offline, drawn
+    with ``seed``). Every policy is built (and so validated) before the first run starts.
+    """
+    model = get_model(model)
+    spec = hardware if isinstance(hardware, HardwareSpec) else load_preset(hardware)
+    if isinstance(workload, str):
+        workload = Workload.load(workload, seed=seed)
+    if not specs:
+        raise ValueError("policies: give at least one policy name")
+    for name, _ in specs:
+        _check_name(name)
+    built = [policies.get(name, **params) for name, params in specs]
+    labels = policy_labels([(p.name, p.params()) for p in built])
+    return [_run(model, workload, policy, spec, label, progress) for policy, label in zip(built, labels)]
+
+
+def _run(model, workload, policy, spec: HardwareSpec, label: str, progress: Progress | None) -> SimulationResult:
+    sim = Simulator(model, workload, policy, AcceleratorModel(spec, model))
+    total = len(workload)
+    if progress is not None:
+        events = 0
+        while sim.peek() != math.inf:
+            sim.step()
+            events += 1
+            if events % _PROGRESS_EVERY_EVENTS == 0:
+                progress(label, int(np.count_nonzero(~np.isnan(sim.finish_s))), total)
+    result = sim.run().result()  # with the heap empty, run() only checks that every request finished
+    result.hardware = spec.name
+    if progress is not None:
+        progress(label, total, total)
+    return result
+
+
+def json_safe(value):
+    """``value`` with numpy scalars as Python numbers and NaN/inf as ``None`` (for strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _ratio(value, base) -> float:
+    if value is None or base is None or not base:
+        return float("nan")
+    return value / base
+
+
+def comparison_rows(results: list[SimulationResult]) -> list[dict]:
+    """One JSON-safe summary per result, with ``label`` and ratios to the first result on the same hardware.
+
+    ``throughput_ratio`` = throughput / first's; ``energy_efficiency_ratio`` = requests per joule /
+    first's (= first's energy per request / this one's); ``latency_p99_ratio`` = p99 / first's.
+    """
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(results):
+        groups.setdefault((r.hardware, r.model.name, r.workload.name), []).append(i)
+    rows: list[dict] = [{} for _ in results]
+    for members in groups.values():
+        group = [results[i] for i in members]
+        labels = policy_labels([(r.policy.name, r.policy.params()) for r in group])
+        summaries = [json_safe(r.summary()) for r in group]
+        base = summaries[0]
+        for i, label, s in zip(members, labels, summaries):
+            rows[i] = {
+                "label": label, **s, "baseline": labels[0],
+                "throughput_ratio": _ratio(s["throughput_rps"], base["throughput_rps"]),
+                "energy_efficiency_ratio": _ratio(s["requests_per_j"], base["requests_per_j"]),
+                "latency_p99_ratio": _ratio(s["latency_p99_s"], base["latency_p99_s"]),
+            }
+    return [json_safe(row) for row in rows]
+
+
+def flat_row(row: dict) -> dict:
+    """A comparison row with nested entries spread into columns: ``param_<key>``, ``energy_<part>_j``."""
+    flat = {}
+    for key, value in row.items():
+        if key == "params":
+            flat.update({f"param_{k}": v for k, v in value.items()})
+        elif key == "energy_breakdown_j":
+            flat.update({f"energy_{k}_j": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def csv_text(rows: list[dict]) -> str:
+    """Comparison rows as CSV (flattened by :func:`flat_row`); columns in first-seen order, ``None`` empty."""
+    flat = [flat_row(r) for r in rows]
+    columns = list(dict.fromkeys(k for r in flat for k in r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return buffer.getvalue()
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label.replace("=", "-"))
+
+
+def write_comparison(results: list[SimulationResult], out_dir: str | Path, title: str = "") -> list[Path]:
+    """Write ``summary.csv``, ``summary.json``, ``requests_<label>.csv``, ``steps_<label>.csv`` and
+    ``compare.png`` (throughput, energy per request, p99 latency) into ``out_dir``; returns the paths.
+
+    Raises ``ValueError`` when ``out_dir`` cannot be created or written.
+    """
+    from ebatch.experiments.plots import comparison_chart
+
+    out = Path(out_dir)
+    rows = comparison_rows(results)
+    written: list[Path] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "summary.csv"
+        path.write_text(csv_text(rows))
+        written.append(path)
+        path = out / "summary.json"
+        path.write_text(json.dumps(rows, indent=2, allow_nan=False) + "\n")
+        written.append(path)
+        for row, result in zip(rows, results):
+            for kind, table in (("requests", result.requests), ("steps", result.steps)):
+                path = out / f"{kind}_{_slug(row['label'])}.csv"
+                table.to_csv(path, index=False)
+                written.append(path)
+        path = out / "compare.png"
+        comparison_chart(rows, path, title=title)
+        written.append(path)
+    except OSError as exc:
+        raise ValueError(f"out: cannot write to {str(out)!r} ({exc.strerror or exc})") from None
+    return written
