@@ -138,6 +138,8 @@ def test_parse_policies_syntax():
     ]
     assert parse_policies("ebatch:lookahead=none") == [("ebatch", {"lookahead": None})]
     assert policy_labels([("ebatch", {"timesteps": 4}), ("ebatch", {"timesteps": 4})]) == ["ebatch", "ebatch#2"]
+    assert policy_labels([("padding", {"sort_window": None}), ("padding", {"sort_window": 256}), ("ebatch", {})]) == [
+        "padding", "padding:sort_window=256", "ebatch"]
     for bad in ("", "a,,b", "timesteps=4,ebatch", ":x=1", "ebatch:timesteps"):
         with pytest.raises(ValueError, match="policies"):
             parse_policies(bad)

@@ -9,6 +9,7 @@ writes CSVs, JSON and a bar chart (:func:`ebatch.experiments.compare.write_compa
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +31,7 @@ from ebatch.hardware import load_preset
 from ebatch.model import get_model
 from ebatch.workload import Workload
 
-__all__ = ["register", "si"]
+__all__ = ["register", "si", "stdout_console"]
 
 FORMATS = ("table", "json", "csv")
 _FIELD_PREFIXES = ("workload", "lengths", "arrival", "rate", "requests", "frame_rate_hz", "subword_factor")
@@ -68,6 +69,14 @@ def si(value, unit: str = "") -> str:
         if abs(value) >= scale:
             return f"{value / scale:.3g} {prefix}{unit}".strip()
     return f"{value:.3g} {unit}".strip()
+
+
+def stdout_console(width: int = 200) -> Console:
+    """A console on stdout; off a terminal (a pipe, a file) ``width`` columns unless ``COLUMNS`` says otherwise."""
+    console = Console()
+    if console.is_terminal or "COLUMNS" in os.environ:
+        return console
+    return Console(width=width)
 
 
 def _pct(value) -> str:
@@ -181,7 +190,7 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
         all_rows += rows
         title = f"{rnn.name} on {spec.name}"
         if fmt == "table":
-            console = Console() if Console().is_terminal else Console(width=200)
+            console = stdout_console()
             caption = f"{load.describe()}; arrival {arrival}, seed {seed}"
             if not single:
                 caption += f"; ratios to {rows[0]['label']} (energy eff. = requests per joule)"

@@ -13,11 +13,10 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ebatch import policies as policy_registry
-from ebatch.cli.compare import si
+from ebatch.cli.compare import si, stdout_console
 from ebatch.hardware import HardwareSpec, load_preset, preset_names
 from ebatch.model import ZOO
 from ebatch.workload.datasets import (
@@ -38,7 +37,7 @@ def _emit(fmt: str, rows: list[dict], tables: list[Table]) -> None:
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
     elif fmt == "table":
-        console = Console() if Console().is_terminal else Console(width=160)
+        console = stdout_console(160)
         for table in tables:
             console.print(table)
     else:
@@ -117,16 +116,16 @@ def hardware(
         _emit(fmt, [_spec_row(spec)], [table])
         return
     specs = [load_preset(p) for p in preset_names()]
-    table = Table(title="Hardware presets", caption="`ebatch hardware NAME` lists every parameter with its source; "
-                  "a YAML path works wherever a preset name does", caption_justify="left")
+    n_params = len(HardwareSpec.parameter_names())
+    assumed = [f"{s.name} assumes {', '.join(s.assumptions) or 'nothing'}." for s in specs]
+    table = Table(title="Hardware presets", caption_justify="left", caption=" ".join(assumed) + " `ebatch hardware "
+                  "NAME` lists every parameter with its source; a YAML path works wherever a preset name does.")
     table.add_column("name", no_wrap=True)
     for header, _ in _KEY_FIGURES:
         table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("assumed parameters", ratio=1)
+    table.add_column("assumed", justify="right", no_wrap=True)
     for spec in specs:
-        n_params = len(HardwareSpec.parameter_names())
-        assumed = f"{len(spec.assumptions)}/{n_params}: " + ", ".join(spec.assumptions)
-        table.add_row(spec.name, *(f(spec) for _, f in _KEY_FIGURES), assumed)
+        table.add_row(spec.name, *(f(spec) for _, f in _KEY_FIGURES), f"{len(spec.assumptions)}/{n_params}")
     _emit(fmt, [_spec_row(s) for s in specs], [table])
 
 

@@ -119,12 +119,15 @@ def apply_defaults(specs: list[PolicySpec], defaults: dict) -> list[PolicySpec]:
 
 
 def policy_labels(specs: list[PolicySpec]) -> list[str]:
-    """Short unique labels: the name, plus the parameters that tell apart runs of the same policy."""
+    """Short unique labels: the name, plus the parameters that tell apart runs of the same policy.
+
+    Parameters left at ``None`` (off) are not shown: ``padding`` and ``padding:sort_window=256``.
+    """
     labels = []
     for name, params in specs:
         same = [p for n, p in specs if n == name]
         differing = sorted({k for p in same for k in p if any(q.get(k) != p.get(k) for q in same)})
-        labels.append(":".join([name] + [f"{k}={params.get(k)}" for k in differing]))
+        labels.append(":".join([name] + [f"{k}={params[k]}" for k in differing if params.get(k) is not None]))
     seen: dict[str, int] = {}
     for i, label in enumerate(labels):
         seen[label] = seen.get(label, 0) + 1
