@@ -85,6 +85,18 @@ def test_compare_json_matches_the_python_api(capsys, lengths_csv):
     assert strict_json(out) == comparison_rows(results)
 
 
+def test_compare_with_progress_equals_ebatch_simulate(lengths_csv):
+    workload = ebatch.Workload.from_csv(lengths_csv)
+    calls = []
+    specs = [("cellular", {"batch_size": 3}), ("ebatch", {"batch_size": 3, "timesteps": 4})]
+    results = compare("tiny-bilstm", workload, specs, "tpu-v1", progress=lambda *a: calls.append(a))
+    for (name, params), result in zip(specs, results):
+        direct = ebatch.simulate("tiny-bilstm", workload, name, "tpu-v1", **params)
+        assert result.summary() == direct.summary()
+        assert result.requests.equals(direct.requests)
+    assert calls[-1] == ("ebatch", 8, 8) and ("cellular", 8, 8) in calls
+
+
 def test_compare_table_prints_every_policy_and_unit_ratios_for_the_first(capsys, lengths_csv):
     code, out, _ = run_cli(capsys, "compare", *tiny(lengths_csv), "--policies", POLICIES)
     assert code == 0
