@@ -111,11 +111,17 @@ class Workload:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"workload: file {str(path)!r} does not exist; give a dataset name or a CSV path")
-        table = pd.read_csv(path)
+        try:
+            table = pd.read_csv(path)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
+            raise ValueError(f"workload: {path.name} is not a CSV with a header row ({exc})") from None
         if "length" in table:
             lengths = table["length"].to_numpy()
         elif "duration_s" in table:
-            lengths = np.maximum(1, np.ceil(np.round(table["duration_s"].to_numpy(float) * frame_rate_hz, 6)))
+            durations = pd.to_numeric(table["duration_s"], errors="coerce").to_numpy(float)
+            if not (np.all(np.isfinite(durations) & (durations > 0)) and frame_rate_hz > 0):
+                raise ValueError(f"duration_s: {path.name} needs durations > 0 s (and frame_rate_hz > 0)")
+            lengths = np.maximum(1, np.ceil(np.round(durations * frame_rate_hz, 6)))
         else:
             raise ValueError(
                 f"workload: {path.name} has no usable column (found {list(table.columns)}); "
@@ -125,7 +131,7 @@ class Workload:
         if n is not None:
             lengths = lengths[:n]
         if "arrival_s" in table and arrival == "offline":
-            arrivals = table["arrival_s"].to_numpy(float)[: lengths.size]
+            arrivals = pd.to_numeric(table["arrival_s"], errors="coerce").to_numpy(float)[: lengths.size]
         else:
             arrivals = make_arrivals(arrival, lengths.size, rate_rps, rng)
         return cls(lengths, arrivals, name=path.stem, meta={"csv": str(path), "arrival": arrival, "seed": seed})
