@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ebatch.model import RNNModel
+from ebatch.policies.auto import AutoTimesteps, check_timestep_params
 from ebatch.policies.base import check_positive_int, register
 from ebatch.policies.window import Window, WindowPolicy
 
@@ -28,9 +29,20 @@ __all__ = ["EBatch"]
 class EBatch(WindowPolicy):
     notify = True
 
-    def __init__(self, batch_size: int = 64, timesteps: int = 16, lookahead: int | None = None) -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        timesteps: int | str = 16,
+        lookahead: int | None = None,
+        latency_slo_s: float | None = None,
+        min_timesteps: int | None = None,
+        max_timesteps: int | None = None,
+    ) -> None:
         self.batch_size = check_positive_int("batch_size", batch_size)
-        self.timesteps = check_positive_int("timesteps", timesteps)
+        # timesteps="auto": T chosen per window online (ebatch.policies.auto), within the bounds, for the SLO
+        self.timesteps, self.latency_slo_s, self.min_timesteps, self.max_timesteps = check_timestep_params(
+            timesteps, latency_slo_s, min_timesteps, max_timesteps
+        )
         if lookahead is not None:
             lookahead = check_positive_int("lookahead", lookahead)
         self.lookahead = lookahead
@@ -39,8 +51,16 @@ class EBatch(WindowPolicy):
         super().start(model)
         self._slot_request = np.full(self.batch_size, -1, dtype=np.int64)
         self._slot_position = np.zeros(self.batch_size, dtype=np.int64)
+        self.auto = None
+        if self.timesteps == "auto":
+            self.auto = AutoTimesteps(self.latency_slo_s, self.min_timesteps, self.max_timesteps)
+
+    def wake_time_s(self) -> float | None:
+        return self.auto.wake_time_s() if self.auto is not None else None
 
     def _form_window(self, now_s: float) -> Window | None:
+        if self.auto is not None:
+            return self.auto.form(self, now_s)
         if self.model.bidirectional:
             return self._pack_whole(self.timesteps)
         return self._stream(self.timesteps)
