@@ -32,11 +32,20 @@ __all__ = ["BatchStep"]
 _SEGMENT_FIELDS = ("seg_row", "seg_col", "seg_request", "seg_start", "seg_length", "seg_reset")
 
 
-def _readonly(values, dtype) -> np.ndarray:
-    array = np.ascontiguousarray(values, dtype=dtype).reshape(-1)
-    if array.flags.writeable:
-        array = array.copy() if array.base is not None else array
-        array.flags.writeable = False
+_INT64, _BOOL = np.dtype(np.int64), np.dtype(bool)
+
+
+def _readonly(values, dtype: np.dtype) -> np.ndarray:
+    """A flat, contiguous, read-only array of ``dtype``: ``values`` itself when it already is one, else a copy."""
+    if type(values) is np.ndarray and values.dtype == dtype and values.ndim == 1:
+        if not values.flags.writeable and values.flags.c_contiguous:
+            return values  # already read-only (e.g. shared with another step)
+        array = values.copy()
+    else:
+        array = np.array(values, dtype=dtype)
+        if array.ndim != 1:
+            array = array.reshape(-1).copy()
+    array.flags.writeable = False
     return array
 
 
@@ -61,31 +70,43 @@ class BatchStep:
     notify: bool = False
 
     def __post_init__(self) -> None:
-        for name in _SEGMENT_FIELDS:
-            dtype = bool if name == "seg_reset" else np.int64
-            object.__setattr__(self, name, _readonly(getattr(self, name), dtype))
-        n = self.seg_row.size
-        if any(getattr(self, name).size != n for name in _SEGMENT_FIELDS):
+        setattr_ = object.__setattr__
+        row = _readonly(self.seg_row, _INT64)
+        col = _readonly(self.seg_col, _INT64)
+        request = _readonly(self.seg_request, _INT64)
+        start = _readonly(self.seg_start, _INT64)
+        length = _readonly(self.seg_length, _INT64)
+        reset = _readonly(self.seg_reset, _BOOL)
+        setattr_(self, "seg_row", row)
+        setattr_(self, "seg_col", col)
+        setattr_(self, "seg_request", request)
+        setattr_(self, "seg_start", start)
+        setattr_(self, "seg_length", length)
+        setattr_(self, "seg_reset", reset)
+        n = row.size
+        if not (n == col.size == request.size == start.size == length.size == reset.size):
             raise ValueError("BatchStep: segment arrays must all have the same length")
         if self.direction not in (0, 1):
             raise ValueError(f"BatchStep direction: must be 0 (forward) or 1 (backward), got {self.direction}")
         if n == 0 or self.width < 1:
             raise ValueError("BatchStep: a step needs at least one segment and width >= 1")
-        if (
-            self.seg_row.min() < 0
-            or self.seg_row.max() >= self.slots
-            or self.seg_col.min() < 0
-            or self.seg_length.min() < 1
-            or (self.seg_col + self.seg_length).max() > self.width
-        ):
-            raise ValueError("BatchStep: a segment falls outside the slots x width grid")
+        outside = "BatchStep: a segment falls outside the slots x width grid"
+        if row.max() >= self.slots or col.min() < 0 or length.min() < 1 or (col + length).max() > self.width:
+            raise ValueError(outside)
+        try:  # rows per slot; a negative row is the one error left, and bincount refuses it
+            per_row = np.bincount(row)
+        except ValueError:
+            raise ValueError(outside) from None
+        # sizes every backend and log asks for, computed once
+        setattr_(self, "_occupied_rows", int(np.count_nonzero(per_row)))
+        setattr_(self, "_useful_cells", int(length.sum()))
 
     # ---- sizes ---------------------------------------------------------------------------------------
 
     @property
     def occupied_rows(self) -> int:
         """Rows holding at least one segment; only these are computed."""
-        return int(np.unique(self.seg_row).size)
+        return self._occupied_rows
 
     @property
     def computed_cells(self) -> int:
@@ -93,7 +114,7 @@ class BatchStep:
 
     @property
     def useful_cells(self) -> int:
-        return int(self.seg_length.sum())
+        return self._useful_cells
 
     @property
     def padded_cells(self) -> int:

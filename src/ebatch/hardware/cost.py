@@ -91,6 +91,8 @@ class AcceleratorModel:
     """Prices steps of one model on one accelerator; keeps the weight buffer's LRU state between steps.
 
     ``cost(step)`` commits the step (updates the buffer); ``cost(step, commit=False)`` only estimates.
+    A step's cost is a pure function of (layer, occupied rows, width, fused, weights resident), so it is
+    computed once per such key and memoised until :meth:`reset`; each call gets its own breakdown dict.
     Raises ``ValueError`` (a :class:`~ebatch.hardware.preset.PresetError`) for an unknown preset.
     """
 
@@ -102,6 +104,10 @@ class AcceleratorModel:
 
     def reset(self) -> None:
         self._buffer: OrderedDict[tuple[int, int], float] = OrderedDict()
+        self._costs: dict[tuple[int, int, int, bool, bool], StepCost] = {}
+        bpw = self.spec.bytes_per_weight
+        #: per layer: (W_ih bytes, W_hh bytes) of one direction
+        self._weight_bytes = [(x.input_params * bpw, x.recurrent_params * bpw) for x in self.model.layers]
 
     def _touch(self, key: tuple[int, int], size: float, commit: bool) -> bool:
         """Whether ``key`` is resident; on commit, load it (evicting least recently used) if it fits."""
@@ -116,13 +122,18 @@ class AcceleratorModel:
         return hit
 
     def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
-        spec, layer = self.spec, self.model.layers[step.layer]
-        bpw = spec.bytes_per_weight
-        input_bytes, recurrent_bytes = layer.input_params * bpw, layer.recurrent_params * bpw
+        input_bytes, recurrent_bytes = self._weight_bytes[step.layer]
+        resident = self._touch((step.layer, step.direction), input_bytes + recurrent_bytes, commit)
+        key = (step.layer, step.occupied_rows, step.width, step.fused, resident)
+        cost = self._costs.get(key)
+        if cost is None:
+            layer = self.model.layers[step.layer]
+            cost = self._costs[key] = self._price(step, layer, input_bytes, recurrent_bytes, resident)
+        return StepCost(time_s=cost.time_s, energy_j=cost.energy_j, breakdown=dict(cost.breakdown))
+
+    def _price(self, step: BatchStep, layer, input_bytes, recurrent_bytes, resident: bool) -> StepCost:
         rows = step.occupied_rows
         columns = step.width if step.fused else 1
-        resident = self._touch((step.layer, step.direction), input_bytes + recurrent_bytes, commit)
-
         first = self._invocation(layer, rows, columns, input_bytes, recurrent_bytes, resident)
         if step.fused or step.width == 1:
             return first

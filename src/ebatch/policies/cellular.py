@@ -41,6 +41,17 @@ class Cellular(Policy):
         self._bwd = np.array([index.get((layer, 1), index[(layer, 0)]) for layer in range(model.num_layers)])
         self._layer_bi = np.array([layer.bidirectional for layer in model.layers])
         self._first_types = np.flatnonzero(self._type_layer == 0)
+        # progress of type c changes readiness only of c itself and of the types of the layer above
+        self._above = [
+            [t for t in range(len(types)) if self._type_layer[t] == self._type_layer[c] + 1] for c in range(len(types))
+        ]
+        # a bidirectional layer above a bidirectional one sees its input only once both directions are
+        # complete, so only requests whose cells of type c just ended can have changed readiness there
+        self._above_only_ended = [
+            bool(self._type_bi[c]) and self._type_layer[c] + 1 < model.num_layers
+            and bool(self._layer_bi[self._type_layer[c] + 1])
+            for c in range(len(types))
+        ]
         capacity = 1024
         self._progress = np.zeros((len(types), capacity), dtype=np.int64)
         self._ready = np.zeros((len(types), capacity), dtype=bool)
@@ -48,6 +59,9 @@ class Cellular(Policy):
         self._counts = np.zeros(len(types), dtype=np.int64)
         self._oldest = 0  # lowest id not yet completed
         self._pending_type = -1
+        self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # ids, lengths, input limit
+        self._aranges: dict[int, np.ndarray] = {}  # read-only 0..k-1, shared by steps as rows
+        self._zeros: dict[int, np.ndarray] = {}
 
     def _enqueue(self, ids: np.ndarray) -> None:
         n = self.lengths.size
@@ -65,38 +79,52 @@ class Cellular(Policy):
         out = np.where(self._layer_bi[:, None] & (backward != lengths), 0, forward)
         return np.vstack([lengths[None, :], out[:-1]])
 
+    def _layer_input(self, layer: int, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Row ``layer`` of :meth:`_input_available` for requests ``ids`` alone (the same numbers)."""
+        if layer == 0:
+            return lengths
+        below = layer - 1
+        forward = self._progress[self._fwd[below], ids]
+        if not self._layer_bi[below]:
+            return forward
+        return np.where(self._progress[self._bwd[below], ids] != lengths, 0, forward)
+
     def next_step(self, now_s: float) -> BatchStep | None:
         counts = self._counts
         best = counts.max()
         if best == 0:
             return None
         lo, hi = self._oldest, self.lengths.size
-        candidates = np.flatnonzero(counts == best)
+        candidates = (counts == best).nonzero()[0]
         if candidates.size > 1:  # tie: the type holding the oldest ready request
-            firsts = [np.argmax(self._ready[c, lo:hi]) for c in candidates]
+            firsts = np.argmax(self._ready[candidates, lo:hi], axis=1)
             c = int(candidates[int(np.argmin(firsts))])
         else:
             c = int(candidates[0])
-        ids = np.flatnonzero(self._ready[c, lo:hi])[: self.batch_size] + lo
+        ids = self._ready[c, lo:hi].nonzero()[0][: self.batch_size] + lo
         lengths = self.lengths[ids]
-        progress = self._progress[:, ids]
+        positions = self._progress[c, ids]
         layer = int(self._type_layer[c])
-        limit = self._input_available(progress, lengths)[layer]
-        run = int((limit - progress[c]).min())
+        limit = self._layer_input(layer, ids, lengths)
+        run = int((limit - positions).min())
         # if the first invocation makes some of these requests' next-layer cells ready, re-decide after it
         feeds_unidirectional = layer + 1 < len(self._layer_bi) and not self._layer_bi[layer + 1]
         if run > 1 and not self._type_bi[c] and feeds_unidirectional:
-            run = 1 if np.any(progress[self._fwd[layer + 1]] >= progress[c]) else run
+            run = 1 if np.any(self._progress[self._fwd[layer + 1], ids] >= positions) else run
         self._pending_type = c
+        self._pending = (ids, lengths, limit)
         backward = self._type_direction[c] == 1
-        positions = progress[c]
+        k = ids.size
+        if k not in self._aranges:
+            self._aranges[k], self._zeros[k] = np.arange(k), np.zeros(k, dtype=np.int64)
+            self._aranges[k].flags.writeable = self._zeros[k].flags.writeable = False
         return BatchStep(
             layer=layer,
             direction=int(self._type_direction[c]),
             width=run,
             slots=self.batch_size,
-            seg_row=np.arange(ids.size),
-            seg_col=np.zeros(ids.size, dtype=np.int64),
+            seg_row=self._aranges[k],
+            seg_col=self._zeros[k],
             seg_request=ids,
             seg_start=lengths - 1 - positions if backward else positions,
             seg_length=np.full(ids.size, run),
@@ -106,15 +134,35 @@ class Cellular(Policy):
 
     def on_step_done(self, step: BatchStep) -> np.ndarray:
         c = self._pending_type
+        # a prefix keeps every segment, so these are the step's requests; arrivals since next_step did
+        # not touch their progress, so the input limit computed there still holds
         ids = step.seg_request
-        self._progress[c, ids] += step.width
-        progress = self._progress[:, ids]
-        lengths = self.lengths[ids]
-        available = self._input_available(progress, lengths)[self._type_layer]
-        ready = np.where(self._type_bi[:, None], (available == lengths) & (progress < lengths), progress < available)
-        self._counts += ready.sum(axis=1) - self._ready[:, ids].sum(axis=1)
-        self._ready[:, ids] = ready
-        finished = ids[(progress == lengths).all(axis=0)]
+        _, lengths, limit = self._pending
+        if ids.size != limit.size:
+            raise RuntimeError("cellular: on_step_done got a step other than the one next_step returned")
+        progress_c = self._progress[c, ids] + step.width
+        self._progress[c, ids] = progress_c
+        # readiness changes only for type c and the types of the layer above; the rest is as it was
+        ready = (limit == lengths) & (progress_c < lengths) if self._type_bi[c] else progress_c < limit
+        self._counts[c] += int(np.count_nonzero(ready)) - ids.size  # all of them were ready
+        self._ready[c, ids] = ready
+        ended = progress_c == lengths
+        finished = ids[ended]
+        above = self._above[c]
+        if above:
+            changed, changed_lengths = (finished, lengths[ended]) if self._above_only_ended[c] else (ids, lengths)
+            if changed.size:
+                available = self._layer_input(int(self._type_layer[c]) + 1, changed, changed_lengths)
+                for t in above:
+                    progress = self._progress[t, changed]
+                    if self._type_bi[t]:
+                        ready = (available == changed_lengths) & (progress < changed_lengths)
+                    else:
+                        ready = progress < available
+                    self._counts[t] += int(np.count_nonzero(ready)) - int(np.count_nonzero(self._ready[t, changed]))
+                    self._ready[t, changed] = ready
+        if finished.size:
+            finished = finished[(self._progress[:, finished] == lengths[ended]).all(axis=0)]
         if finished.size:
             self._done[finished] = True
             n = self.lengths.size

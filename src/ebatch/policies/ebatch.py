@@ -68,44 +68,74 @@ class EBatch(WindowPolicy):
     # ---- unidirectional: streaming slots ------------------------------------------------------------
 
     def _stream(self, t: int) -> Window | None:
-        segments: list[tuple[int, int, int, int, int, bool]] = []
-        completes: list[int] = []
         current, position, lengths = self._slot_request, self._slot_position, self.lengths
-        for slot in range(self.batch_size):
-            col = 0
-            request = int(current[slot])
-            if request >= 0:
-                start = int(position[slot])
-                n = min(t, int(lengths[request]) - start)
-                segments.append((slot, 0, request, start, n, False))
-                col = n
-                if start + n == lengths[request]:
-                    completes.append(request)
-                    current[slot] = -1
-                else:
-                    position[slot] = start + n
-            while col < t and self.queue:
-                request = self.queue.popleft()
-                n = min(t - col, int(lengths[request]))
-                segments.append((slot, col, request, 0, n, True))
-                col += n
-                if n == lengths[request]:
-                    completes.append(request)
-                else:
-                    current[slot], position[slot] = request, n
-        if not segments:
-            return None
-        rows, cols, requests, starts, seg_lengths, resets = (np.array(c) for c in zip(*segments))
+        # slots carrying a sequence: the rest of it, up to t columns (numpy over all such slots at once)
+        slots = (current >= 0).nonzero()[0]
+        carried = current[slots]
+        carried_start = position[slots]
+        remaining = lengths[carried] - carried_start
+        carried_n = np.minimum(remaining, t)
+        carried_done = carried_n == remaining
+        current[slots[carried_done]] = -1
+        position[slots[~carried_done]] = (carried_start + carried_n)[~carried_done]
+        # slots with room left take queued sequences back to back, in slot order, while the queue lasts
+        new_rows: list[int] = []
+        new_cols: list[int] = []
+        new_requests: list[int] = []
+        new_lengths: list[int] = []
+        queue = self.queue
+        free = (current < 0).nonzero()[0] if queue else slots[:0]  # empty, or ended in this window
+        if free.size:
+            used = np.zeros(self.batch_size, dtype=np.int64)
+            used[slots] = carried_n
+            for slot in free.tolist():
+                col = int(used[slot])
+                while col < t and queue:
+                    request = queue.popleft()
+                    length = int(lengths[request])
+                    n = min(t - col, length)
+                    new_rows.append(slot)
+                    new_cols.append(col)
+                    new_requests.append(request)
+                    new_lengths.append(n)
+                    col += n
+                    if n != length:
+                        current[slot], position[slot] = request, n
+                if not queue:
+                    break
+        if not new_rows:
+            if not slots.size:
+                return None
+            return Window(  # only carried sequences: one segment per slot, in slot order
+                width=int(carried_n.max()),
+                slots=self.batch_size,
+                rows=slots,
+                cols=np.zeros(slots.size, dtype=np.int64),
+                requests=carried,
+                starts=carried_start,
+                lengths=carried_n,
+                resets=np.zeros(slots.size, dtype=bool),
+                completes=carried[carried_done],
+            )
+        fresh = len(new_rows)
+        requests = np.concatenate([carried, np.array(new_requests, dtype=np.int64)])
+        seg_lengths = np.concatenate([carried_n, np.array(new_lengths, dtype=np.int64)])
+        rows = np.concatenate([slots, np.array(new_rows, dtype=np.int64)])
+        cols = np.concatenate([np.zeros(slots.size, dtype=np.int64), np.array(new_cols, dtype=np.int64)])
+        resets = np.concatenate([np.zeros(slots.size, dtype=bool), np.ones(fresh, dtype=bool)])
+        completes = np.concatenate([carried_done, seg_lengths[slots.size :] == lengths[requests[slots.size :]]])
+        order = np.lexsort((cols, rows))  # segments by slot, then column, as they fill the window
+        requests, seg_lengths, rows, cols = requests[order], seg_lengths[order], rows[order], cols[order]
         return Window(
             width=int((cols + seg_lengths).max()),
             slots=self.batch_size,
             rows=rows,
             cols=cols,
             requests=requests,
-            starts=starts,
+            starts=np.concatenate([carried_start, np.zeros(fresh, dtype=np.int64)])[order],
             lengths=seg_lengths,
-            resets=resets.astype(bool),
-            completes=np.array(completes, dtype=np.int64),
+            resets=resets[order],
+            completes=requests[completes[order]],
         )
 
     # ---- bidirectional: whole sequences packed per window -------------------------------------------
