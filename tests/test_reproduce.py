@@ -19,7 +19,7 @@ TINY = ReproduceConfig(
     batch_size=4,
     sort_window=16,
     curve_fractions=(0.5, 1.0),
-    sensitivity_requests=16,
+    sensitivity_request_counts=(8, 16),
     auto_requests=30,
     auto_extra_networks=(),
 )
@@ -57,8 +57,12 @@ def test_every_case_and_the_headline(tiny_result):
         assert all(math.isfinite(v) and v > 0 for v in head.values())
         ratios = [c["ratios"]["throughput_vs_cellular"] for c in cases if c["preset"] == preset]
         assert head["throughput_vs_cellular"] == pytest.approx(geomean(ratios))
-    # sensitivity: 5 DRAM + 5 buffer + 4 batch-size variants per preset
-    assert len(tiny_result["sensitivity"]) == 2 * 14
+    # sensitivity: 5 DRAM + 5 buffer + 4 batch-size + 2 request-count variants per preset
+    assert len(tiny_result["sensitivity"]) == 2 * 16
+    base = [r for r in tiny_result["sensitivity"] if r["parameter"] == "dram_energy_j_per_byte" and r["factor"] == 1]
+    for row in base:  # the 1x variant on the main runs' requests repeats the headline
+        head = tiny_result["headline"][row["preset"]]
+        assert row["throughput_vs_cellular"] == pytest.approx(head["throughput_vs_cellular"])
     assert all(math.isfinite(r["energy_efficiency_vs_cellular"]) for r in tiny_result["sensitivity"])
     auto = tiny_result["auto_study"]
     assert len(auto) == 4 and all(r["auto_completed"] == TINY.auto_requests for r in auto)

@@ -20,7 +20,9 @@ def _benchmark_markdown(result: dict, command: str) -> str:
     lines = [
         "## reproduce", "",
         f"Measured with `{command}` on this machine (2 cores, shared): whole command "
-        f"{timing['command_wall_s']:.1f} s wall, of which {timing['wall_s']:.1f} s in the experiment itself.", "",
+        f"{timing['command_wall_s']:.1f} s wall, of which {timing['wall_s']:.1f} s in the experiment itself ("
+        + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f} s" for k, v in timing.get("phases", {}).items())
+        + "; the rest is figures and files).", "",
         "| policy | simulations | wall s | simulated cells per wall s | requests per wall s |",
         "|---|---|---|---|---|",
     ]

@@ -70,7 +70,7 @@ HEADLINE_KEYS = (
 #: Also in the headline: E-BATCH against the strongest baseline here (sorted padding) and padding's latency.
 EXTRA_HEADLINE_KEYS = (
     "throughput_vs_padding-sorted", "energy_efficiency_vs_padding-sorted", "p99_latency_vs_padding",
-    "p99_latency_vs_padding-sorted",
+    "p99_latency_vs_padding-sorted", "throughput_vs_best_baseline", "energy_efficiency_vs_best_baseline",
 )
 SUMMARY_KEYS = (
     "completed", "makespan_s", "throughput_rps", "cells_per_s", "energy_per_request_j", "requests_per_j",
@@ -93,7 +93,8 @@ class ReproduceConfig:
     tune_objective: str = "edp"
     trace: str = "azure-conv"
     sensitivity: bool = True
-    sensitivity_requests: int = 400
+    sensitivity_requests: int | None = None  # None: as many as the main runs
+    sensitivity_request_counts: tuple[int, ...] = (300, 1000)  # the "requests" variants
     auto_study: bool = True
     auto_requests: int = 1500
     auto_slo_factor: float = 2.0
@@ -103,7 +104,8 @@ class ReproduceConfig:
     @classmethod
     def quick(cls, **changes) -> ReproduceConfig:
         """Fewer requests and load points: the ``--quick`` run."""
-        base = dict(requests=300, curve_fractions=(0.4, 0.7, 1.0), sensitivity_requests=120, auto_requests=500)
+        base = dict(requests=300, curve_fractions=(0.4, 0.7, 1.0), sensitivity_requests=120,
+                    sensitivity_request_counts=(60,), auto_requests=500)
         return cls(**{**base, **changes})
 
     def check(self) -> None:
@@ -223,6 +225,11 @@ def run_case(net: Network, preset: str | HardwareSpec, config: ReproduceConfig, 
         ratios[f"energy_efficiency_vs_{base}"] = _ratio(e["offline"]["requests_per_j"], p["offline"]["requests_per_j"])
         ratios[f"p99_latency_vs_{base}"] = _ratio(e["poisson"]["latency_p99_s"], p["poisson"]["latency_p99_s"])
         ratios[f"p99_latency_trace_vs_{base}"] = _ratio(e["trace"]["latency_p99_s"], p["trace"]["latency_p99_s"])
+    baselines = [label for label, _, _ in policy_specs(config)]
+    best_thr = max(policies[b]["offline"]["throughput_rps"] for b in baselines)
+    best_eff = max(policies[b]["offline"]["requests_per_j"] for b in baselines)
+    ratios["throughput_vs_best_baseline"] = _ratio(e["offline"]["throughput_rps"], best_thr)
+    ratios["energy_efficiency_vs_best_baseline"] = _ratio(e["offline"]["requests_per_j"], best_eff)
     return {
         "network": net.model, "dataset": net.dataset, "preset": hardware.name,
         "frame_rate_hz": net.frame_rate_hz if DATASETS[net.dataset].kind == "speech" else None,
@@ -269,13 +276,18 @@ def run_reproduce(config: ReproduceConfig, log: Callable[[str], None] | None = N
         "paper": PAPER_HEADLINE,
         "assumptions": {p: _assumptions(load_preset(p)) for p in config.presets},
     }
+    phases = {"cases_s": time.perf_counter() - start}
     if config.sensitivity:
         log("sensitivity study ...")
+        phase_start = time.perf_counter()
         result["sensitivity"] = run_sensitivity(cases, config, timer)
+        phases["sensitivity_s"] = time.perf_counter() - phase_start
     if config.auto_study:
         log("auto-T study ...")
+        phase_start = time.perf_counter()
         result["auto_study"] = run_auto_study(cases, config)
-    result["timing"] = {"wall_s": time.perf_counter() - start, "per_policy": timer.table()}
+        phases["auto_study_s"] = time.perf_counter() - phase_start
+    result["timing"] = {"wall_s": time.perf_counter() - start, "phases": phases, "per_policy": timer.table()}
     return result
 
 

@@ -140,13 +140,22 @@ def _sensitivity(result: dict) -> str:
               "req/J vs padding"]
     body = []
     for r in rows:
-        shown = f"{r['factor']:g} x ({_f(r['value'])})" if r["factor"] is not None else f"B = {r['value']}"
+        if r["factor"] is not None:
+            shown = f"{r['factor']:g} x ({_f(r['value'])})"
+        else:
+            shown = f"{'B' if r['parameter'] == 'batch_size' else 'N'} = {r['value']}"
         body.append([r["preset"], r["parameter"], shown, _x(r["throughput_vs_cellular"]),
                      _x(r["energy_efficiency_vs_cellular"]), _x(r["throughput_vs_padding"]),
                      _x(r["energy_efficiency_vs_padding"])])
-    return (f"## Sensitivity\n\nOne parameter at a time; offline, {cfg['sensitivity_requests']} requests per network, "
-            "T as tuned for the base preset; geometric means over networks. The 1x rows are the base presets on "
-            "these fewer requests.\n\n" + _table(header, body))
+    n = cfg["sensitivity_requests"] or cfg["requests"]
+    if n is None:
+        base = ("every request of each data set, as in the main runs, so the 1x rows and the B = "
+                f"{cfg['batch_size']} rows repeat the headline")
+    else:
+        base = f"{n} requests per network, so the 1x rows are the base presets on these requests"
+    return ("## Sensitivity\n\nOne parameter at a time, offline, T as tuned for the base preset, geometric means "
+            f"over networks; {base}. `requests` (N) varies how many requests are queued offline.\n\n"
+            + _table(header, body))
 
 
 def _auto(result: dict) -> str:

@@ -1,11 +1,13 @@
 """How E-BATCH's headline ratios move with the assumptions that drive them.
 
 One parameter changes at a time, the others stay at the preset's values: DRAM energy per byte and the
-weight-buffer size (multiples of the preset's value, through ``HardwareSpec.replace``), and the batch size
-B (the same B for every policy). Each variant re-runs the four policies offline on every network with
-``config.sensitivity_requests`` requests and E-BATCH's T as tuned for the base preset; each row holds the
-geometric means over networks of E-BATCH's throughput and requests-per-joule ratios to cellular and to
-padding. Life cycle: ``run_sensitivity(cases, config, timer)`` after the main cases; returns rows.
+weight-buffer size (multiples of the preset's value, through ``HardwareSpec.replace``), the batch size B
+(the same B for every policy), and the number of requests queued offline (``requests``: fewer requests
+means the last, partly filled batches weigh more). Each variant re-runs the four policies offline on every
+network with ``config.sensitivity_requests`` requests (None: as many as the main runs) and E-BATCH's T as
+tuned for the base preset; each row holds the geometric means over networks of E-BATCH's throughput and
+requests-per-joule ratios to cellular and to padding. Life cycle: ``run_sensitivity(cases, config, timer)``
+after the main cases; returns rows.
 """
 
 from __future__ import annotations
@@ -27,42 +29,45 @@ SENSITIVITY_KEYS = (
 )
 
 
-def variants(preset: str):
-    """(parameter, value shown, HardwareSpec, batch size or None) for every variant of ``preset``."""
+def variants(preset: str, request_counts=()):
+    """(parameter, value shown, HardwareSpec, config changes) for every variant of ``preset``."""
     base = load_preset(preset)
     for name, factors in FACTORS.items():
         for factor in factors:
             value = getattr(base, name) * factor
-            yield name, factor, base.replace(**{name: value}), None
+            yield name, factor, base.replace(**{name: value}), {}
     for b in BATCH_SIZES:
-        yield "batch_size", b, base, b
+        yield "batch_size", b, base, {"batch_size": b}
+    for n in request_counts:
+        yield "requests", n, base, {"requests": n}
 
 
 def run_sensitivity(cases: list[dict], config, timer) -> list[dict]:
     """One row per (preset, parameter, value): geometric means over networks of E-BATCH's ratios."""
     from ebatch.experiments.reproduce import _ratio, _workload, geomean, policy_specs
 
-    small = replace(config, requests=config.sensitivity_requests)
-    workloads = {net.model: _workload(net, small) for net in config.networks}
+    base_config = replace(config, requests=config.sensitivity_requests or config.requests)
     rows = []
     for preset in config.presets:
         tuned = {c["network"]: c["tuned_timesteps"] for c in cases if c["preset"] == load_preset(preset).name}
-        for parameter, shown, spec, batch_size in variants(preset):
+        for parameter, shown, spec, changes in variants(preset, config.sensitivity_request_counts):
             per_network = {key: [] for key in SENSITIVITY_KEYS}
-            run_config = replace(config, batch_size=batch_size) if batch_size else config
+            run_config = replace(base_config, **changes)
             for net in config.networks:
                 figures = {}
+                work = _workload(net, run_config)
                 for label, name, params in policy_specs(run_config, tuned[net.model]):
-                    s = timer.run(label, net.model, workloads[net.model], name, spec, params)
+                    s = timer.run(label, net.model, work, name, spec, params)
                     figures[label] = (s["throughput_rps"], s["requests_per_j"])
                 e = figures["ebatch"]
                 for base in ("cellular", "padding"):
                     per_network[f"throughput_vs_{base}"].append(_ratio(e[0], figures[base][0]))
                     per_network[f"energy_efficiency_vs_{base}"].append(_ratio(e[1], figures[base][1]))
-            value = getattr(spec, parameter) if parameter != "batch_size" else batch_size
+            hardware_parameter = parameter in FACTORS
             rows.append({
                 "preset": spec.name, "parameter": parameter,
-                "factor": shown if parameter != "batch_size" else None,
-                "value": value, **{k: geomean(v) for k, v in per_network.items()},
+                "factor": shown if hardware_parameter else None,
+                "value": getattr(spec, parameter) if hardware_parameter else shown,
+                **{k: geomean(v) for k, v in per_network.items()},
             })
     return rows

@@ -12,11 +12,18 @@ Rule, per window:
 1. **Fill**: ``T_fill = ceil(work / B)`` where ``work`` is the queued time-steps within the policy's
    look-ahead (plus, when slots stream, what the slots still hold), clamped to ``[min_timesteps,
    max_timesteps]``. A window of ``T_fill`` spreads the queue evenly over the B slots: deep queue, long
-   windows (weights loaded once for many sequences); shallow queue, short windows (low latency).
-2. **Latency cap** (only with ``latency_slo_s``): halve T while the oldest waiting request's age plus
-   the predicted window duration exceeds ``MARGIN x latency_slo_s``.
+   windows (weights loaded once for many sequences); shallow queue, short windows (low latency). Without
+   ``latency_slo_s`` (or before the first window has been timed) this is the choice.
+2. **Latency cap** (with ``latency_slo_s``): start from ``T_fill`` (whole-sequence packing) or from
+   ``max_timesteps`` (streaming slots, where a longer window means fewer weight loads) and halve T while
+   the oldest waiting request's age plus the predicted window duration exceeds ``MARGIN x latency_slo_s``
+   (streaming: half of that budget, since a queued request still needs its own time-steps afterwards).
 3. **Overload**: if even ``min_timesteps`` cannot meet that bound, the SLO is already lost for the oldest
    request; use ``T_fill`` to drain the queue at the best rate.
+4. **Hold** (with ``latency_slo_s``, after two timed windows): when fewer than B sequences are queued and
+   no slot holds a sequence in flight, do not start yet; wait for arrivals until the latest start that
+   still lets the oldest request finish within ``MARGIN x latency_slo_s`` (``wake_time_s``). Fuller
+   windows share each time-step's weight reads and recurrence among more sequences.
 
 Life cycle: the policy builds one controller per run in ``start()`` and calls :meth:`AutoTimesteps.form`
 from ``_form_window``. :func:`check_timestep_params` validates the policy's parameters (``ValueError``).
@@ -157,8 +164,8 @@ class AutoTimesteps:
             work += int((lengths[active] - held).sum())
         low, high = self.min_timesteps, self.max_timesteps
         t_fill = min(high, max(low, math.ceil(work / b)))
-        if self.latency_slo_s is None:
-            return t_fill
+        if self.latency_slo_s is None or not self.model.samples:
+            return t_fill  # no objective, or nothing learnt yet about window times
         ids = np.concatenate([active, np.asarray(waiting[:1], dtype=np.int64)])
         age_s = now_s - float(policy.arrivals_s[ids].min())
         longest = int(lengths[waiting[:b]].max()) if waiting else 0
