@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import ebatch
 from ebatch.experiments.report import write_section
@@ -89,11 +90,21 @@ def bench(cases: list[str], repeat: int, progress=None) -> list[dict]:
     return rows
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown processor"
+
+
 def machine() -> str:
-    cores = os.cpu_count()
+    """Cores, processor, Python and numpy versions of this machine, in one line."""
     return (
-        f"{cores} CPU cores ({platform.machine()}, {platform.processor() or 'unknown processor'}), "
-        f"Python {platform.python_version()}, numpy {np.__version__}, ebatch {ebatch.__version__}"
+        f"{os.cpu_count()} CPU cores ({platform.machine()}, {_cpu_name()}), Python {platform.python_version()}, "
+        f"numpy {np.__version__}, pandas {pd.__version__}, ebatch {ebatch.__version__}"
     )
 
 
@@ -112,7 +123,14 @@ def _table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def markdown(rows: list[dict], command: str, repeat: int) -> str:
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
+
+
+def markdown(rows: list[dict], command: str, repeat: int, load: tuple[str, str] = ("unknown", "unknown")) -> str:
     missed = [r for r in rows if not r["meets_target"]]
     slowest = max(rows, key=lambda r: r["wall_s"])
     verdict = (
@@ -128,7 +146,8 @@ def markdown(rows: list[dict], command: str, repeat: int) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}. One-minute load average {load[0]} before the runs and {load[1]} after "
+        "(the machine is shared; wall times grow with the load).",
         "",
         f"Each row simulates every request of the data set (offline arrivals) with B = 64; wall time is the "
         f"best of {repeat} runs of `ebatch.simulate(...).summary()` (loading the workload is not timed). "
@@ -165,15 +184,17 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
+    load_before = _load()
     rows = bench(cases, args.repeat, progress)
+    load = (load_before, _load())
     command = "python benchmarks/bench_simulator.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = markdown(rows, command.strip(), args.repeat)
+    text = markdown(rows, command.strip(), args.repeat, load)
     print(text)
     if args.out:
         write_section(args.out, "simulator", text)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"machine": machine(), "load_average_1min": load, "rows": rows}, indent=1))
     return 0
 
 
