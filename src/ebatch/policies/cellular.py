@@ -109,8 +109,10 @@ class Cellular(Policy):
         run = int((limit - positions).min())
         # if the first invocation makes some of these requests' next-layer cells ready, re-decide after it
         feeds_unidirectional = layer + 1 < len(self._layer_bi) and not self._layer_bi[layer + 1]
-        if run > 1 and not self._type_bi[c] and feeds_unidirectional:
-            run = 1 if np.any(self._progress[self._fwd[layer + 1], ids] >= positions) else run
+        if run > 1 and self._type_direction[c] == 0 and feeds_unidirectional:
+            # forward cells feed the layer above as they go (a bidirectional layer's once its backward is done)
+            feeding = self._progress[self._bwd[layer], ids] == lengths if self._type_bi[c] else True
+            run = 1 if np.any(feeding & (self._progress[self._fwd[layer + 1], ids] >= positions)) else run
         self._pending_type = c
         self._pending = (ids, lengths, limit)
         backward = self._type_direction[c] == 1

@@ -10,7 +10,9 @@ once per window), and the hardware notifies the runtime as soon as a sequence's 
 - Models with a bidirectional layer: a sequence cannot be split (the backward direction needs its end).
   Each window packs whole sequences into the B slots, first fit in FIFO order over the oldest
   ``lookahead`` queued sequences; the window is ``W = max(T, longest of the B oldest)`` columns, so the
-  B oldest always fit, and shorter ones fill the remaining room of each slot.
+  B oldest always fit, and shorter ones fill the remaining room of each slot. With speech lengths
+  (hundreds to thousands of frames) T therefore only acts above the longest of the B oldest: a larger T
+  packs more sequences per slot (less padding, fewer weight loads) at the price of longer windows.
 """
 
 from __future__ import annotations
