@@ -68,7 +68,7 @@ def normalised_chart(result: dict, path) -> Path:
 
 
 def energy_breakdown_chart(result: dict, path) -> Path:
-    """Stacked energy per request (DRAM, SRAM, MAC, static) of every policy, offline."""
+    """Stacked energy per request (DRAM, SRAM, MAC, static) of every policy, offline, relative to cellular's."""
     plt = _pyplot()
     presets = _by_preset(result)
     fig, axes = plt.subplots(1, len(presets), figsize=(6 * len(presets), 4.5), squeeze=False)
@@ -77,19 +77,19 @@ def energy_breakdown_chart(result: dict, path) -> Path:
         labels, bottoms = [], None
         parts = {part: [] for part in ENERGY_PARTS}
         for case in cases:
+            reference = case["policies"]["cellular"]["offline"]["energy_per_request_j"]
             for policy in POLICY_ORDER:
                 off = case["policies"][policy]["offline"]
                 labels.append(f"{case['network']}\n{policy}")
                 for part in ENERGY_PARTS:
-                    parts[part].append(off["energy_breakdown_j"][part] / off["completed"] * 1e3)
+                    parts[part].append(off["energy_breakdown_j"][part] / off["completed"] / reference)
         x = np.arange(len(labels))
         bottoms = np.zeros(len(labels))
         for part in ENERGY_PARTS:
             ax.bar(x, parts[part], 0.7, bottom=bottoms, label=part)
             bottoms += np.array(parts[part])
         ax.set_xticks(x, labels, rotation=90, fontsize=7)
-        ax.set_yscale("log")
-        ax.set_ylabel("energy per request (mJ, log)")
+        ax.set_ylabel("energy per request / cellular's")
         ax.set_title(f"{preset}: energy breakdown, offline")
         ax.legend(fontsize=8)
     return _save(fig, path)
@@ -134,7 +134,7 @@ def sensitivity_chart(result: dict, path) -> Path:
                 ax.plot(x, [r[key] for r in sub], marker="o", label=key.replace("_", " "))
             ax.set_xscale("log", base=2)
             ax.axhline(1.0, color="black", lw=0.6)
-            ax.set_xlabel(parameter if parameter == "batch_size" else f"{parameter} (x preset)")
+            ax.set_xlabel(f"{parameter} (x preset)" if sub and sub[0]["factor"] is not None else parameter)
             ax.set_ylabel("E-BATCH ratio (geo. mean)")
             ax.set_title(preset, fontsize=9)
     if rows:
@@ -166,12 +166,15 @@ def auto_study_chart(result: dict, path) -> Path:
     ax = axes[1]
     labels = [f"{r['network']}\n{r['preset']}" for r in rows]
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["best_fixed_energy_per_request_j"] * 1e3 for r in rows], 0.4, label="best fixed T meeting SLO")
-    ax.bar(x + 0.2, [r["auto_energy_per_request_j"] * 1e3 for r in rows], 0.4, label="auto")
+    bars = ax.bar(x, [r["auto_energy_vs_best_fixed"] for r in rows], 0.6, color="tab:orange")
+    for bar, r in zip(bars, rows):
+        if not r["auto_meets_slo"]:
+            bar.set_hatch("//")
+            bar.set_edgecolor("red")
+    ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xticks(x, labels, fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("energy per request (mJ)")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("auto energy / best fixed T's (hatched: SLO missed)")
+    ax.set_title("energy per request, auto vs the best fixed T meeting the SLO", fontsize=9)
     return _save(fig, path)
 
 
