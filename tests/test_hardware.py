@@ -17,9 +17,11 @@ from ebatch.step import BatchStep
 def test_gemm_cycles_by_hand():
     # 5 x 300 @ 300 x 100 on 256 x 64: folds = ceil(300/256) * ceil(100/64) = 2 * 2 = 4
     assert gemm_cycles(5, 300, 100, 256, 64, double_buffered=False) == 4 * (2 * 256 + 64 + 5 - 2)
-    # double buffered: a fold takes max(m, rows); fill and drain once
-    assert gemm_cycles(5, 300, 100, 256, 64, double_buffered=True) == 4 * 256 + 256 + 64 - 2
-    assert gemm_cycles(1000, 300, 100, 256, 64, double_buffered=True) == 4 * 1000 + 256 + 64 - 2
+    # double buffered: first weight load alone, then each fold but the last takes max(m, rows), drain once
+    assert gemm_cycles(5, 300, 100, 256, 64, double_buffered=True) == 256 + 3 * 256 + 5 + 256 + 64 - 2
+    assert gemm_cycles(1000, 300, 100, 256, 64, double_buffered=True) == 256 + 3 * 1000 + 1000 + 256 + 64 - 2
+    # one fold: nothing to overlap, the same count as without double buffering
+    assert gemm_cycles(8, 256, 64, 256, 64, double_buffered=True) == gemm_cycles(8, 256, 64, 256, 64, False)
     # exact fits: one fold
     assert gemm_cycles(8, 256, 64, 256, 64, double_buffered=False) == 2 * 256 + 64 + 8 - 2
 

@@ -58,12 +58,14 @@ def gemm_cycles(m: int, k: int, n: int, rows: int, cols: int, double_buffered: b
 
     ``folds = ceil(k/rows) * ceil(n/cols)``. Without double buffering each fold loads its weights
     (``rows`` cycles), streams ``m`` rows and drains (``rows + cols - 2``): ``folds * (2 rows + cols + m - 2)``.
-    With double buffering the next fold's weights load while the current one streams, so a fold takes
-    ``max(m, rows)`` and the fill and drain are paid once: ``folds * max(m, rows) + rows + cols - 2``.
+    With double buffering the next fold's weights load while the current one streams: the first fold's
+    weights load alone (``rows``), every fold but the last takes ``max(m, rows)``, the last streams ``m``,
+    and the drain is paid once: ``rows + (folds - 1) max(m, rows) + m + rows + cols - 2``. With one
+    fold there is nothing to overlap and both forms agree (checked against SCALE-Sim in docs/validation.md).
     """
     folds = math.ceil(k / rows) * math.ceil(n / cols)
     if double_buffered:
-        return folds * max(m, rows) + rows + cols - 2
+        return rows + (folds - 1) * max(m, rows) + m + rows + cols - 2
     return folds * (2 * rows + cols + m - 2)
 
 
