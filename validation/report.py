@@ -87,10 +87,9 @@ def build(work: Path) -> str:
     out += [
         "## What this says about ebatch's cost model",
         "",
-        "- `gemm_cycles` with double buffering omits min(M, R) cycles per product: the first fold's weight load "
-        "(or, for M < R, one fold's streaming) cannot be hidden, so a single-fold product costs "
-        "2R + C + M - 2 either way. A corrected formula is `R + (folds - 1) x max(M, R) + M + R + C - 2`, "
-        "which equals the single-buffered count for one fold. Reported to the owner of `cost.py`, not changed.",
+        "- `gemm_cycles` with double buffering used to omit min(M, R) cycles per product (the first fold's weight "
+        "load cannot be hidden); this cross-check found it and the formula is now "
+        "`R + (folds - 1) x max(M, R) + M + R + C - 2`, equal to the single-buffered count for one fold.",
         "- SRAM traffic is a lower bound of what ZigZag counts on the same machine: ebatch reads each input once "
         "per invocation (ZigZag: once per column fold), does not charge the weight buffer's fill from DRAM, and "
         "counts one write and one read per gate accumulator (ZigZag: plus partial sums across reduction folds "

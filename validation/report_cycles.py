@@ -101,15 +101,13 @@ def cycles_section(gemms: dict, scalesim: dict) -> str:
         f"fold's weights ({R} cycles), streams the M rows and drains ({R} + {C} - 2) before the next fold starts, "
         f"so a fold costs 2R + C + M - 2 = {2 * R + C - 2} + M cycles. The TPU double-buffers its weight tiles "
         "(Jouppi et al. 2017), and ebatch's preset models that: the next fold's weights load while the current one "
-        f"streams, a fold costs max(M, R), the fill and drain are paid once. With many folds the ratio tends to "
+        f"streams, so every fold but the last costs max(M, R); the first load and the drain are paid once. With many folds the ratio tends to "
         f"max(M, R) / (2R + C + M - 2): {_pct(R / (2 * R + C - 1) - 1)} at B = 1, "
-        f"{_pct(R / (2 * R + C + 256 - 2) - 1)} at B = 256. A different machine, not a bug, except for the "
-        "min(M, R) cycles per product that ebatch's double-buffered formula drops (see S).",
+        f"{_pct(R / (2 * R + C + 256 - 2) - 1)} at B = 256. A different machine, not a bug.",
         f"- **S** (single fold, {sum(r['why'] == 'S' for r in rows)} rows): with one fold there is nothing for "
-        "double buffering to overlap, yet ebatch's double-buffered formula gives max(M, R) + R + C - 2, which is "
-        "min(M, R) cycles less than its own single-buffered formula (2R + C + M - 2): the first fold's weight "
-        "load (or, when M < R, its streaming) is not counted. In these rows the whole gap is that error in "
-        "`gemm_cycles` (reported to the owner of `cost.py`, not changed here; in the D rows it is a few percent)"
+        "double buffering to overlap, and ebatch's double-buffered formula gives its single-buffered count "
+        "2R + C + M - 2 (an earlier version dropped min(M, R) cycles here, the first fold's weight load; this "
+        "cross-check found it and `gemm_cycles` was fixed); what remains is SCALE-Sim's one-cycle offset"
         + (f"; e.g. M={worst_single['m']}, K={worst_single['k']}, N={worst_single['n']}: ebatch "
            f"{worst_single['ebatch_cycles']}, SCALE-Sim {worst_single['scalesim']} ({_pct(worst_single['diff'])})."
            if worst_single else "."),
