@@ -101,7 +101,8 @@ def cycles_section(gemms: dict, scalesim: dict) -> str:
         f"fold's weights ({R} cycles), streams the M rows and drains ({R} + {C} - 2) before the next fold starts, "
         f"so a fold costs 2R + C + M - 2 = {2 * R + C - 2} + M cycles. The TPU double-buffers its weight tiles "
         "(Jouppi et al. 2017), and ebatch's preset models that: the next fold's weights load while the current one "
-        f"streams, so every fold but the last costs max(M, R); the first load and the drain are paid once. With many folds the ratio tends to "
+        f"streams, so every fold but the last costs max(M, R); the first load and the drain are paid once. "
+        "With many folds the ratio tends to "
         f"max(M, R) / (2R + C + M - 2): {_pct(R / (2 * R + C - 1) - 1)} at B = 1, "
         f"{_pct(R / (2 * R + C + 256 - 2) - 1)} at B = 256. A different machine, not a bug.",
         f"- **S** (single fold, {sum(r['why'] == 'S' for r in rows)} rows): with one fold there is nothing for "
