@@ -7,6 +7,7 @@ The cost models need shapes only: MACs per cell and weight bytes per layer follo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 __all__ = ["GATES", "Layer", "RNNModel", "ZOO", "get_model", "model_names"]
 
@@ -105,7 +106,7 @@ class RNNModel:
         """True when any layer is bidirectional (a request then needs its whole input before it ends)."""
         return any(layer.bidirectional for layer in self.layers)
 
-    @property
+    @cached_property
     def cell_types(self) -> tuple[tuple[int, int], ...]:
         """(layer, direction) pairs in evaluation order; direction 0 is forward, 1 backward."""
         return tuple((i, d) for i, layer in enumerate(self.layers) for d in range(layer.directions))
