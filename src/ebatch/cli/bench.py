@@ -1,9 +1,90 @@
-"""`ebatch` commands of this module (filled in by its issue)."""
+"""``ebatch bench``: the runtime benchmark (wall clock) on real LSTM/GRU weights, with torch.nn peers.
+
+Writes the ``runtime`` section of ``--out`` (default docs/benchmarks.md) and prints a table, or with
+``--format json`` a JSON list of rows (``name``, ``batch_size``, ``sequences_per_s``, ``useful_cells_per_s``,
+``latency_p50_s``, ``latency_p99_s``, ``efficiency`` and more). ``--quick`` is what ``make bench`` runs: fewer
+requests and configurations, one run each. Needs the ``torch`` extra (the peers and the limit are torch).
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from typing import Annotated
+
 import typer
+
+__all__ = ["register"]
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def bench(
+    quick: Annotated[bool, typer.Option("--quick", help="Small version (about 2 minutes): fewer requests, 1 run.")]
+    = False,
+    out: Annotated[str, typer.Option("--out", help="Markdown file whose 'runtime' section is rewritten; '' none.")]
+    = "docs/benchmarks.md",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
+    models: Annotated[str, typer.Option("--models", help="Comma-separated: zoo names or gru-2x512.")]
+    = "lstm-2x512,gru-2x512,eesen",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="B for every policy and peer.")] = 16,
+    timesteps: Annotated[str, typer.Option("--timesteps", "-t", help="E-BATCH window lengths T, comma-separated.")]
+    = "16,64",
+    backends: Annotated[str, typer.Option("--backends", help="Runtime executors: torch,numpy.")] = "torch,numpy",
+    requests: Annotated[int, typer.Option("--requests", "-n", help="Requests per model (0: 256, quick 32).")] = 0,
+    eesen_requests: Annotated[int, typer.Option("--eesen-requests", help="Requests for eesen (0: 64, quick 12).")]
+    = 0,
+    threads: Annotated[int, typer.Option("--threads", help="torch (and OpenBLAS) threads for every row.")] = 1,
+    load: Annotated[float, typer.Option("--load", help="Poisson rate as a fraction of the limit's capacity.")]
+    = 0.6,
+    repeats: Annotated[int, typer.Option("--repeats", help="Runs per configuration, best kept (0: 2, quick 1).")]
+    = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of lengths, features and weights.")] = 0,
+) -> None:
+    """Benchmark the runtime: every policy vs torch.nn.LSTM/GRU padded and packed, offline and under load."""
+    from ebatch.experiments.report import write_section
+    from ebatch.runtime.bench import BenchConfig, markdown, timed
+
+    if fmt not in ("table", "json"):
+        raise ValueError(f"format: unknown format {fmt!r}; choose table or json")
+    for name, value in (("batch-size", batch_size), ("threads", threads)):
+        if value < 1:
+            raise ValueError(f"{name}: must be >= 1, got {value}")
+    if not load > 0:
+        raise ValueError(f"load: must be > 0, got {load}")
+    try:
+        t_values = tuple(int(t) for t in _csv(timesteps))
+    except ValueError:
+        raise ValueError(f"timesteps: give integers separated by commas, got {timesteps!r}") from None
+    if not t_values or min(t_values) < 1:
+        raise ValueError(f"timesteps: give integers >= 1, got {timesteps!r}")
+    chosen = _csv(backends)
+    if not chosen or any(b not in ("torch", "numpy") for b in chosen):
+        raise ValueError(f"backends: choose from torch,numpy, got {backends!r}")
+    from ebatch.runtime.bench import bench_model
+
+    for name in _csv(models):
+        bench_model(name)  # unknown or unsupported names raise ValueError here, before anything runs
+    cfg = BenchConfig(
+        quick=quick, models=_csv(models), batch_size=batch_size, timesteps=t_values, backends=chosen,
+        requests=requests or None, eesen_requests=eesen_requests or None, threads=threads, load=load,
+        repeats=repeats or None, seed=seed,
+    )
+    progress = None if fmt == "json" else (lambda text: typer.echo(f"  {text}", err=True))
+    rows, elapsed_s = timed(cfg, progress)
+    given = sys.argv[2:] if len(sys.argv) > 1 and sys.argv[1] == "bench" else []
+    command = " ".join(["ebatch bench", *given])
+    text = markdown(rows, cfg, command, elapsed_s)
+    if out:
+        write_section(out, "runtime", text)
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        typer.echo(text)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    """Add ``ebatch bench`` to ``app``."""
+    app.command("bench")(bench)

@@ -1,0 +1,309 @@
+"""The runtime benchmark behind ``ebatch bench``: wall-clock throughput and latency of every policy on real
+weights, next to ``torch.nn.LSTM``/``GRU`` on padded and on packed batches, in one process.
+
+For each model (random weights, PyTorch's init, seed fixed) and a sample of LibriSpeech test-clean
+lengths (100 frames/s, random features, seed fixed):
+
+- **offline**: all requests queued at 0; sequences/s = requests / wall time of the whole run;
+- **poisson**: arrivals at ``load`` x the no-padding limit's capacity in requests/s, on a clock that
+  advances by the measured time of each step (idle gaps skipped); latency = finish - arrival.
+
+``efficiency`` = useful cells/s / cells/s of the torch module on a full batch of B equal-length
+sequences (the no-padding limit, best of 3). A cell is one time-step of one layer and direction.
+Each configuration runs ``repeats`` times round-robin and its fastest run is kept (the machine is
+shared; the fastest run is the least disturbed one). Torch threads (and OpenBLAS threads where it can
+be set) are set to ``threads`` for every row. Needs torch. :func:`run_bench` returns the rows;
+:func:`markdown` renders them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ebatch.model import Layer, RNNModel, get_model
+from ebatch.runtime.engine import Engine
+from ebatch.runtime.weights import RNNWeights, check_runtime_model
+from ebatch.workload import Workload
+
+__all__ = ["BenchConfig", "bench_model", "markdown", "run_bench", "set_blas_threads", "timed"]
+
+DATASET = "librispeech-test-clean"
+EXTRA_MODELS = {"gru-2x512": RNNModel("gru-2x512", (Layer("gru", 512, 512), Layer("gru", 512, 512)),
+                                      description="2 GRU layers of 512 (benchmarks).")}
+
+
+@dataclass
+class BenchConfig:
+    """What to run. ``requests``/``eesen_requests``: None means 256/64 (quick: 32/12)."""
+
+    quick: bool = False
+    models: tuple[str, ...] = ("lstm-2x512", "gru-2x512", "eesen")
+    batch_size: int = 16
+    timesteps: tuple[int, ...] = (16, 64)
+    backends: tuple[str, ...] = ("torch", "numpy")
+    requests: int | None = None
+    eesen_requests: int | None = None
+    threads: int = 1
+    load: float = 0.6
+    repeats: int | None = None
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def n_requests(self, model: str) -> int:
+        big = model == "eesen"
+        given = self.eesen_requests if big else self.requests
+        if given is not None:
+            return given
+        return (12 if big else 32) if self.quick else (64 if big else 256)
+
+    @property
+    def n_repeats(self) -> int:
+        return self.repeats if self.repeats is not None else (1 if self.quick else 2)
+
+
+def set_blas_threads(threads: int) -> bool:
+    """Best effort: set the thread count of the OpenBLAS that NumPy wheels bundle. True if it was set."""
+    import numpy
+
+    libs = glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "*openblas*.so*"))
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            if hasattr(lib, name):
+                getattr(lib, name)(int(threads))
+                return True
+    return False
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def _percentiles(latency_s: np.ndarray) -> tuple[float, float]:
+    return float(np.percentile(latency_s, 50)), float(np.percentile(latency_s, 99))
+
+
+def bench_model(name: str) -> RNNModel:
+    """A zoo model or ``gru-2x512`` that the runtime can run; ``ValueError`` otherwise."""
+    return check_runtime_model(EXTRA_MODELS[name] if name in EXTRA_MODELS else get_model(name))
+
+
+def _configs(cfg: BenchConfig, load: str) -> list[tuple[str, str, dict, str]]:
+    """(row name, policy or peer, parameters, backend) of one model."""
+    b = cfg.batch_size
+    out = []
+    if load == "offline":
+        out.append(("sequential", "sequential", {}, "torch" if "torch" in cfg.backends else cfg.backends[0]))
+    for backend in cfg.backends:
+        if cfg.quick and backend != cfg.backends[0]:
+            out.append((f"ebatch T={cfg.timesteps[0]}", "ebatch", {"batch_size": b, "timesteps": cfg.timesteps[0]},
+                        backend))
+            continue
+        if load != "offline" and backend != cfg.backends[0]:
+            continue
+        out.append(("padding", "padding", {"batch_size": b}, backend))
+        out.append(("padding sort_window", "padding", {"batch_size": b, "sort_window": 4 * b}, backend))
+        if not (cfg.quick and load != "offline"):
+            out.append(("cellular", "cellular", {"batch_size": b}, backend))
+        for t in cfg.timesteps if not (cfg.quick and load != "offline") else cfg.timesteps[:1]:
+            out.append((f"ebatch T={t}", "ebatch", {"batch_size": b, "timesteps": t}, backend))
+    out.append(("torch.nn padded", "peer", {"mode": "padded", "batch_size": b}, "torch.nn"))
+    out.append(("torch.nn packed", "peer", {"mode": "packed", "batch_size": b}, "torch.nn"))
+    return out
+
+
+def _run_one(weights, module, policy, params, backend, seqs, arrivals, threads, reference):
+    """One run: a dict of figures (wall-clock)."""
+    from ebatch.runtime.peers import run_peer
+
+    if policy == "peer":
+        run = run_peer(module, seqs, params["batch_size"], params["mode"], arrivals_s=arrivals)
+        p50, p99 = _percentiles(run.latency_s)
+        span = float(run.finish_s.max() - (0.0 if arrivals is None else arrivals.min()))
+        return {"wall_s": run.wall_s, "span_s": span, "latency_p50_s": p50, "latency_p99_s": p99,
+                "padded_cells": None, "max_abs_error": None}
+    engine = Engine(weights, policy=policy, backend=backend, threads=threads if backend == "torch" else None,
+                    **params)
+    outputs = engine.run(seqs, arrivals_s=arrivals)
+    s = engine.stats()
+    ex = engine.executor
+    split = {"project_s": ex.project_s, "recur_s": ex.recur_s, "other_executor_s": ex.execute_s - ex.project_s
+             - ex.recur_s, "outside_executor_s": s["wall_s"] - ex.execute_s}
+    return {"wall_s": s["wall_s"], "span_s": s["makespan_s"], "latency_p50_s": s["latency_p50_s"],
+            "latency_p99_s": s["latency_p99_s"], "padded_cells": s["padded_cells"], "time_split": split,
+            "max_abs_error": float(np.abs(outputs[0] - reference).max())}
+
+
+def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
+    """All rows of the benchmark (see the module docstring). Raises ``ValueError`` without torch."""
+    try:
+        import torch
+    except ImportError:
+        raise ValueError("ebatch bench compares with torch.nn.LSTM/GRU: pip install 'ebatch[torch]'") from None
+    from ebatch.runtime.peers import limit_cells_per_s, torch_module
+
+    torch.set_num_threads(cfg.threads)
+    blas = set_blas_threads(cfg.threads)
+    cfg.notes.append(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}; NumPy's OpenBLAS "
+                     + (f"threads set to {cfg.threads}" if blas else "threads left at its default"))
+    cfg.notes.append(f"CPU: {_cpu_name()}, {os.cpu_count()} logical CPUs")
+    rows = []
+    for model_name in cfg.models:
+        model = bench_model(model_name)
+        weights = RNNWeights.random(model, seed=cfg.seed)
+        module = torch_module(weights)
+        n = cfg.n_requests(model_name)
+        b = cfg.batch_size
+        lengths = Workload.from_dataset(DATASET, n=n, seed=cfg.seed).lengths
+        rng = np.random.default_rng(cfg.seed)
+        seqs = [rng.standard_normal((int(length), weights.input_size), dtype=np.float32) for length in lengths]
+        with torch.inference_mode():
+            reference = module(torch.from_numpy(seqs[0]))[0].numpy()
+        limit = limit_cells_per_s(module, b, int(lengths.mean()), repeats=3)
+        capacity_rps = limit / (lengths.mean() * model.cells_per_timestep)
+        rate = cfg.load * capacity_rps
+        poisson_arrivals = np.cumsum(np.random.default_rng([cfg.seed, 1]).exponential(1.0 / rate, size=n))
+        base = {"model": model_name, "batch_size": b, "model_requests": n, "threads": cfg.threads,
+                "limit_cells_per_s": limit}
+        for load in ("offline", "poisson"):
+            arrivals = None if load == "offline" else poisson_arrivals
+            best: dict[str, dict] = {}
+            configs = _configs(cfg, load)
+            for _ in range(cfg.n_repeats):
+                for name, policy, params, backend in configs:
+                    run_seqs, run_arrivals = seqs, arrivals
+                    if policy == "sequential" and cfg.quick:
+                        run_seqs = seqs[: max(1, n // 4)]
+                    if progress:
+                        progress(f"{model_name} {load} {name} [{backend}]")
+                    result = _run_one(weights, module, policy, params, backend, run_seqs, run_arrivals,
+                                      cfg.threads, reference)
+                    result["requests"] = len(run_seqs)
+                    result["useful_cells"] = int(sum(len(x) for x in run_seqs)) * model.cells_per_timestep
+                    key = f"{name}|{backend}"
+                    if key not in best or result["wall_s"] < best[key]["wall_s"]:
+                        best[key] = result
+            for name, policy, params, backend in configs:
+                r = best[f"{name}|{backend}"]
+                span = r["wall_s"] if load == "offline" else r["span_s"]
+                useful_per_s = r["useful_cells"] / span
+                rows.append(base | {
+                    "name": name, "backend": backend, "load": load if load == "offline" else f"poisson {cfg.load:g}",
+                    "rate_rps": None if load == "offline" else rate,
+                    "policy": policy if policy != "peer" else f"torch.nn {params['mode']}",
+                    "requests": r["requests"],
+                    "sequences_per_s": r["requests"] / span,
+                    "useful_cells_per_s": useful_per_s,
+                    "latency_p50_s": r["latency_p50_s"], "latency_p99_s": r["latency_p99_s"],
+                    "efficiency": useful_per_s / limit,
+                    "padded_fraction": None if r["padded_cells"] is None
+                    else r["padded_cells"] / (r["padded_cells"] + r["useful_cells"]),
+                    "wall_s": r["wall_s"], "max_abs_error": r["max_abs_error"],
+                    "time_split": r.get("time_split"),
+                })
+    return rows
+
+
+def _fmt(value, digits=3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:
+            return "nan"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def markdown(rows: list[dict], cfg: BenchConfig, command: str, elapsed_s: float) -> str:
+    """The ``runtime`` section of docs/benchmarks.md."""
+    lines = [
+        "## Runtime: real LSTM/GRU execution (wall clock)",
+        "",
+        f"Command: `{command}` ({elapsed_s:.0f} s on this machine). Generated; do not edit by hand.",
+        "",
+        f"LibriSpeech test-clean lengths (100 frames/s, random features, seed {cfg.seed}), B = {cfg.batch_size}, "
+        f"random weights with PyTorch's init. Offline: all requests queued at 0. Poisson: arrivals at "
+        f"{cfg.load:g} x the capacity of the no-padding limit. Best of {cfg.n_repeats} round-robin run(s).",
+        "Efficiency = useful cells/s / cells/s of the torch module on a full batch of B equal-length sequences "
+        "(the no-padding limit); a cell is one time-step of one layer and direction. The runtime skips "
+        "padded cells, so `padded` is the plan's padding, not computed.",
+        "",
+        *[f"- {note}" for note in cfg.notes],
+        "",
+    ]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        mrows = [r for r in rows if r["model"] == model]
+        first = mrows[0]
+        lines += [
+            f"### {model}: {first['model_requests']} requests, limit {first['limit_cells_per_s']:,.0f} cells/s",
+            "",
+            "| load | name | backend | seq/s | useful cells/s | p50 latency s | p99 latency s | efficiency "
+            "| padded | max abs err |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in mrows:
+            req = "" if r["requests"] == r["model_requests"] else f" ({r['requests']} req.)"
+            lines.append(
+                f"| {r['load']} | {r['name']}{req} | {r['backend']} | {_fmt(r['sequences_per_s'])} | "
+                f"{_fmt(r['useful_cells_per_s'])} | {_fmt(r['latency_p50_s'])} | {_fmt(r['latency_p99_s'])} | "
+                f"{r['efficiency']:.2f} | {_fmt(r['padded_fraction'], 2)} | {_fmt(r['max_abs_error'], 2)} |"
+            )
+        lines += ["", *_targets(mrows), ""]
+    return "\n".join(lines)
+
+
+def _targets(rows: list[dict]) -> list[str]:
+    """The issue's targets (offline, same B, sequences/s) for the best E-BATCH row of each backend."""
+    out = []
+    offline = {(r["name"], r["backend"]): r for r in rows if r["load"] == "offline"}
+    padded = offline.get(("torch.nn padded", "torch.nn"))
+    packed = offline.get(("torch.nn packed", "torch.nn"))
+    for backend in dict.fromkeys(r["backend"] for r in rows if r["policy"] == "ebatch"):
+        ebatch = [r for (name, be), r in offline.items() if be == backend and r["policy"] == "ebatch"]
+        if not ebatch:
+            continue
+        e = max(ebatch, key=lambda r: r["sequences_per_s"])
+        pad = offline.get(("padding", backend))
+        parts = [f"best E-BATCH on {backend} ({e['name']}): "]
+        checks = []
+        if pad:
+            checks.append(("padding policy", e["sequences_per_s"] / pad["sequences_per_s"], 1.3))
+        if padded:
+            checks.append(("torch.nn padded", e["sequences_per_s"] / padded["sequences_per_s"], 1.0))
+        if packed:
+            checks.append(("torch.nn packed", e["sequences_per_s"] / packed["sequences_per_s"], 1.0))
+        texts = [f"{ratio:.2f}x {what} (target {goal:g}x: {'met' if ratio >= goal else 'missed'})"
+                 for what, ratio, goal in checks]
+        texts.append(f"efficiency {e['efficiency']:.2f} (target 0.80: {'met' if e['efficiency'] >= 0.8 else 'missed'})")
+        split = e.get("time_split")
+        if split:
+            total = e["wall_s"]
+            texts.append("time: " + ", ".join(f"{k[:-2].replace('_', ' ')} {v / total:.0%}" for k, v in split.items()))
+        out.append("- " + parts[0] + "; ".join(texts))
+    return out
+
+
+def timed(cfg: BenchConfig, progress=None) -> tuple[list[dict], float]:
+    start = time.perf_counter()
+    rows = run_bench(cfg, progress)
+    return rows, time.perf_counter() - start

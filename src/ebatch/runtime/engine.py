@@ -1,0 +1,205 @@
+"""``Engine``: run a batching policy on real LSTM/GRU weights; sequences in, per-sequence outputs out.
+
+    import torch
+    from ebatch.runtime import Engine
+    lstm = torch.nn.LSTM(40, 64, num_layers=2, bidirectional=True)
+    engine = Engine.from_torch(lstm, policy="ebatch", batch_size=8, timesteps=16)
+    outputs = engine.run([x0, x1, x2])   # x_i: [length_i, 40] -> outputs[i]: [length_i, 128]
+    engine.stats()                       # cells, padded cells, steps, wall time, latency
+
+``outputs[i]`` equals ``lstm(x_i)[0]`` for ``x_i`` alone (up to float32 rounding), whatever the policy.
+The policy is driven by the event loop of :mod:`ebatch.sim` with an
+:class:`~ebatch.runtime.backend.ExecutorBackend`: every sequence arrives at time 0 (or at ``arrivals_s``,
+on a clock that advances by the measured time of each step and skips idle gaps), ``next_step`` /
+execute / ``on_step_done`` until all are complete.
+
+Bad input raises ``ValueError`` naming the sequence (or, when loading, the tensor). With
+``run(..., errors="return")`` a bad sequence's slot in the returned list holds a :class:`SequenceError`
+and the other sequences still get their outputs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ebatch import policies
+from ebatch.policies.base import Policy
+from ebatch.runtime.backend import ExecutorBackend
+from ebatch.runtime.executor import Executor, NumpyExecutor
+from ebatch.runtime.weights import RNNWeights
+from ebatch.sim.engine import Simulator
+from ebatch.workload import Workload
+
+__all__ = ["BACKENDS", "Engine", "SequenceError", "make_executor", "validate_sequence"]
+
+BACKENDS = ("numpy", "torch")
+
+
+class SequenceError(ValueError):
+    """A sequence ``index`` that cannot be run; its message says why and how to fix it."""
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(f"sequence {index}: {message}")
+        self.index = index
+
+
+def make_executor(weights: RNNWeights, backend: str = "numpy", device: str | None = None,
+                  threads: int | None = None) -> Executor:
+    """A NumPy or PyTorch executor for ``weights``. Raises ``ValueError`` for an unknown backend."""
+    if backend == "numpy":
+        if device not in (None, "cpu"):
+            raise ValueError(f"device: the numpy backend runs on the CPU only, got {device!r}")
+        return NumpyExecutor(weights)
+    if backend == "torch":
+        from ebatch.runtime.torch_executor import TorchExecutor
+
+        return TorchExecutor(weights, device=device, threads=threads)
+    raise ValueError(f"backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def validate_sequence(index: int, x, input_size: int) -> np.ndarray:
+    """``x`` as a C-contiguous float32 ``[length, input_size]`` array; raises :class:`SequenceError`."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
+        x = x.detach().cpu()
+        if x.is_floating_point():
+            x = x.float()
+        x = x.numpy()
+    try:
+        array = np.asarray(x)
+    except Exception as exc:
+        raise SequenceError(index, f"cannot be read as an array ({exc})") from None
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise SequenceError(index, f"dtype {array.dtype} is not a real number type; give float32 features")
+    if array.ndim != 2:
+        raise SequenceError(index, f"has shape {array.shape}; expected [length, {input_size}]")
+    if array.shape[0] == 0:
+        raise SequenceError(index, "is empty (0 time-steps); every sequence needs at least one")
+    if array.shape[1] != input_size:
+        raise SequenceError(index, f"has {array.shape[1]} features per time-step, the model expects {input_size}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        step = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise SequenceError(index, f"contains NaN or inf (first at time-step {step}), or overflows float32")
+    return array
+
+
+class Engine:
+    """A policy driving a real executor. Build with :meth:`from_torch` / :meth:`from_safetensors` or directly.
+
+    ``policy``: a name, with ``batch_size`` / ``timesteps`` passed only to policies that take them and any
+    other parameter of that policy as a keyword (``sort_window=64``, ``lookahead=32``), or a policy object
+    (then ``batch_size``/``timesteps`` are ignored). ``backend``: ``"numpy"`` (default) or ``"torch"``
+    (``device`` ``"cpu"`` or ``"cuda"``; ``threads`` sets ``torch.set_num_threads``).
+    Life cycle: construct once, ``run()`` any number of times, ``stats()`` describes the last run.
+    Raises ``ValueError`` for an unknown policy, parameter or backend.
+    """
+
+    def __init__(
+        self,
+        weights: RNNWeights,
+        policy: str | Policy = "ebatch",
+        batch_size: int = 8,
+        timesteps: int = 16,
+        backend: str = "numpy",
+        device: str | None = None,
+        threads: int | None = None,
+        **policy_params,
+    ) -> None:
+        self.weights = weights
+        self.model = weights.model
+        if isinstance(policy, str) and policy in policies.available():
+            allowed = policies.parameters(policy)
+            given = {"batch_size": batch_size, "timesteps": timesteps}
+            policy_params = {k: v for k, v in given.items() if k in allowed} | policy_params
+        self.policy = policies.get(policy, **policy_params)
+        self.executor = make_executor(weights, backend, device=device, threads=threads)
+        self._stats: dict = {}
+
+    @classmethod
+    def from_torch(cls, module, policy: str | Policy = "ebatch", batch_size: int = 8, timesteps: int = 16,
+                   backend: str = "numpy", **kwargs) -> Engine:
+        """From a ``torch.nn.LSTM`` / ``torch.nn.GRU`` (its weights are copied; ``batch_first`` is irrelevant
+        here since sequences are given one by one as ``[length, input_size]``)."""
+        return cls(RNNWeights.from_torch(module), policy, batch_size, timesteps, backend, **kwargs)
+
+    @classmethod
+    def from_safetensors(cls, path: str | Path, cell: str = "lstm", policy: str | Policy = "ebatch",
+                         batch_size: int = 8, timesteps: int = 16, backend: str = "numpy", **kwargs) -> Engine:
+        """From a safetensors file of a module's ``state_dict()``; ``cell`` is ``"lstm"`` or ``"gru"``."""
+        return cls(RNNWeights.from_safetensors(path, cell), policy, batch_size, timesteps, backend, **kwargs)
+
+    @property
+    def output_size(self) -> int:
+        return self.model.output_size_of(self.model.num_layers - 1)
+
+    def run(self, sequences, errors: str = "raise", arrivals_s=None) -> list:
+        """Outputs ``[length_i, output_size]`` for each sequence, in input order.
+
+        ``errors="raise"`` (default): the first bad sequence raises :class:`SequenceError` before anything
+        runs. ``errors="return"``: a bad sequence's entry is its :class:`SequenceError`, the rest run.
+        ``arrivals_s``: arrival time of each sequence (default all 0); latency in :meth:`stats` is measured
+        from it on the measured-time clock.
+        """
+        if errors not in ("raise", "return"):
+            raise ValueError(f"errors: must be 'raise' or 'return', got {errors!r}")
+        sequences = list(sequences)
+        n = len(sequences)
+        results: list = [None] * n
+        arrays = {}
+        for i, x in enumerate(sequences):
+            try:
+                arrays[i] = validate_sequence(i, x, self.model.layers[0].input_size)
+            except SequenceError as exc:
+                if errors == "raise":
+                    raise
+                results[i] = exc
+        if arrivals_s is None:
+            arrivals = np.zeros(n)
+        else:
+            arrivals = np.asarray(arrivals_s, dtype=np.float64).reshape(-1)
+            if arrivals.size != n or not np.all(np.isfinite(arrivals)) or np.any(arrivals < 0):
+                raise ValueError(f"arrivals_s: need {n} finite arrival times >= 0, one per sequence")
+        good = np.array(sorted(arrays), dtype=np.int64)
+        self._stats = {"requests": n, "failed": n - good.size}
+        if good.size == 0:
+            return results
+        order = good[np.argsort(arrivals[good], kind="stable")]  # simulator id -> input index
+        workload = Workload.from_lengths([len(arrays[i]) for i in order], arrivals[order], name="engine")
+        backend = ExecutorBackend(self.executor, inputs=lambda sid: arrays[int(order[sid])], keep_outputs=True)
+        start = time.perf_counter()
+        simulator = Simulator(self.model, workload, self.policy, backend)
+        simulator.run()
+        wall_s = time.perf_counter() - start
+        for sid, i in enumerate(order.tolist()):
+            results[i] = self.executor.pop_result(sid)
+        summary = simulator.result().summary()
+        useful = summary["useful_cells"]
+        self._stats |= {
+            "policy": self.policy.name,
+            "params": self.policy.params(),
+            "backend": self.executor.name,
+            "useful_cells": useful,
+            "padded_cells": summary["computed_cells"] - useful,
+            "computed_cells": self.executor.useful_cells,
+            "steps": summary["steps"],
+            "invocations": summary["invocations"],
+            "wall_s": wall_s,
+            "execute_s": backend.measured_s,
+            "sequences_per_s": good.size / wall_s,
+            "useful_cells_per_s": useful / wall_s,
+            "latency_p50_s": summary["latency_p50_s"],
+            "latency_p99_s": summary["latency_p99_s"],
+            "makespan_s": summary["makespan_s"],
+        }
+        return results
+
+    def stats(self) -> dict:
+        """Figures of the last :meth:`run`: ``useful_cells``, ``padded_cells`` (the plan's padding, which the
+        executor skips), ``computed_cells`` (cells actually evaluated), ``steps``, ``invocations``,
+        ``wall_s``, ``execute_s`` (inside the executor), throughput and measured-clock latency."""
+        return dict(self._stats)
