@@ -22,8 +22,9 @@ Rule, per window:
    request; use ``T_fill`` to drain the queue at the best rate.
 4. **Hold** (with ``latency_slo_s``, after two timed windows): when fewer than B sequences are queued and
    no slot holds a sequence in flight, do not start yet; wait for arrivals until the latest start that
-   still lets the oldest request finish within ``MARGIN x latency_slo_s`` (``wake_time_s``). Fuller
-   windows share each time-step's weight reads and recurrence among more sequences.
+   still lets the oldest request finish within ``MARGIN x latency_slo_s`` (``wake_time_s``; streaming:
+   the longest queued sequence's whole run within half of it). Fuller windows share each time-step's
+   weight reads and recurrence among more sequences.
 
 Life cycle: the policy builds one controller per run in ``start()`` and calls :meth:`AutoTimesteps.form`
 from ``_form_window``. :func:`check_timestep_params` validates the policy's parameters (``ValueError``).
@@ -191,8 +192,14 @@ class AutoTimesteps:
         waiting = list(policy.queue)
         work = int(policy.lengths[waiting].sum())
         longest = int(policy.lengths[waiting].max())
-        duration_s = self._predict(t, longest, work, policy.batch_size, policy.model.bidirectional)
-        deadline_s = float(policy.arrivals_s[waiting[0]]) + MARGIN * self.latency_slo_s - duration_s
+        bidirectional = policy.model.bidirectional
+        budget_s = MARGIN * self.latency_slo_s
+        if bidirectional:  # every held sequence completes in the window formed at the deadline
+            duration_s = self._predict(t, longest, work, policy.batch_size, True)
+        else:  # streaming: the longest must run all its time-steps, within half the budget (as in choose)
+            duration_s = self._predict(max(t, longest), longest, work, policy.batch_size, False)
+            budget_s /= 2
+        deadline_s = float(policy.arrivals_s[waiting[0]]) + budget_s - duration_s
         if now_s >= deadline_s - 1e-12:
             return False
         self._wake_s = deadline_s
