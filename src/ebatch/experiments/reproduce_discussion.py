@@ -38,8 +38,8 @@ def _headline_text(result: dict) -> list[str]:
             f"({'above' if thr > paper['throughput'] else 'below'} the paper's {paper['throughput']}x) and "
             f"{_x(eff)} its requests per joule ({'above' if eff > paper['energy_efficiency'] else 'below'} the "
             f"paper's {paper['energy_efficiency']}x). Against plain padding: {_x(h['throughput_vs_padding'])} "
-            f"throughput, {_x(h['energy_efficiency_vs_padding'])} requests per joule; against the strongest "
-            f"baseline here, padding with a sort window: {_x(h['throughput_vs_padding-sorted'])} and "
+            f"throughput, {_x(h['energy_efficiency_vs_padding'])} requests per joule; against padding with a "
+            f"sort window: {_x(h['throughput_vs_padding-sorted'])} and "
             f"{_x(h['energy_efficiency_vs_padding-sorted'])}. p99 latency under load: "
             f"{_x(h['p99_latency_vs_cellular'])} of cellular's, {_x(h['p99_latency_vs_padding'])} of padding's."
         )
