@@ -26,6 +26,7 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/bench_simulator.py --out docs/benchmarks.md
+	$(EBATCH) bench --quick --out docs/benchmarks.md
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -67,7 +67,7 @@ def check_all(weights: RNNWeights, sequences, batch_size: int, timesteps: int) -
 SIZES = st.sampled_from([1, 2, 5, 16, 33, 64])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     cell=st.sampled_from(["lstm", "gru"]),
     layers=st.integers(1, 3),

@@ -123,12 +123,16 @@ def test_plan_is_column_major_with_slices_for_window_layouts():
 
 
 def test_continuing_without_saved_state_is_an_error():
-    ex = NumpyExecutor(RNNWeights.random(model(layers=1), seed=0))
+    ex = NumpyExecutor(RNNWeights.random(model(layers=2), seed=0))
     ex.add(0, np.ones((4, 3), np.float32))
     with pytest.raises(ValueError, match="request 0 continues"):
         ex.execute(step(0, 0, 2, 1, [(0, 0, 0, 2, 2, False)]))
     with pytest.raises(ValueError, match="layer 3"):
         ex.execute(step(3, 0, 2, 1, [(0, 0, 0, 0, 2, True)]))
+    with pytest.raises(ValueError, match="request 0 has 4 time-steps; the step holds positions 3..4"):
+        ex.execute(step(0, 0, 2, 1, [(0, 0, 0, 3, 2, True)]))
+    with pytest.raises(ValueError, match="reaches layer 1 before layer 0 ran"):
+        ex.execute(step(1, 0, 2, 1, [(0, 0, 0, 0, 2, True)]))
 
 
 def test_numpy_backend_does_not_import_torch():

@@ -33,14 +33,14 @@ def bench(
     timesteps: Annotated[str, typer.Option("--timesteps", "-t", help="E-BATCH window lengths T, comma-separated.")]
     = "16,64",
     backends: Annotated[str, typer.Option("--backends", help="Runtime executors: torch,numpy.")] = "torch,numpy",
-    requests: Annotated[int, typer.Option("--requests", "-n", help="Requests per model (0: 256, quick 32).")] = 0,
-    eesen_requests: Annotated[int, typer.Option("--eesen-requests", help="Requests for eesen (0: 64, quick 12).")]
+    requests: Annotated[int, typer.Option("--requests", "-n", help="Requests per model (0: 128, quick 32).")] = 0,
+    eesen_requests: Annotated[int, typer.Option("--eesen-requests", help="Requests for eesen (0: 48, quick 20).")]
     = 0,
     threads: Annotated[int, typer.Option("--threads", help="torch (and OpenBLAS) threads for every row.")] = 1,
     load: Annotated[float, typer.Option("--load", help="Poisson rate as a fraction of the limit's capacity.")]
     = 0.6,
-    repeats: Annotated[int, typer.Option("--repeats", help="Runs per configuration, best kept (0: 2, quick 1).")]
-    = 0,
+    repeats: Annotated[int, typer.Option("--repeats", help="Runs per configuration, the fastest kept.")]
+    = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of lengths, features and weights.")] = 0,
 ) -> None:
     """Benchmark the runtime: every policy vs torch.nn.LSTM/GRU padded and packed, offline and under load."""
@@ -49,7 +49,7 @@ def bench(
 
     if fmt not in ("table", "json"):
         raise ValueError(f"format: unknown format {fmt!r}; choose table or json")
-    for name, value in (("batch-size", batch_size), ("threads", threads)):
+    for name, value in (("batch-size", batch_size), ("threads", threads), ("repeats", repeats)):
         if value < 1:
             raise ValueError(f"{name}: must be >= 1, got {value}")
     if not load > 0:
@@ -70,7 +70,7 @@ def bench(
     cfg = BenchConfig(
         quick=quick, models=_csv(models), batch_size=batch_size, timesteps=t_values, backends=chosen,
         requests=requests or None, eesen_requests=eesen_requests or None, threads=threads, load=load,
-        repeats=repeats or None, seed=seed,
+        repeats=repeats, seed=seed,
     )
     progress = None if fmt == "json" else (lambda text: typer.echo(f"  {text}", err=True))
     rows, elapsed_s = timed(cfg, progress)

@@ -113,10 +113,15 @@ class Executor:
         below = self._inputs if step.layer == 0 else self._outputs[step.layer - 1]
         parts = []
         for r, s, n in zip(requests, starts, lengths):
-            if backward:
-                parts.append(self._flip(below[r][s - n + 1 : s + 1]))
-            else:
-                parts.append(below[r][s : s + n])
+            first, end = (s - n + 1, s + 1) if backward else (s, s + n)
+            if first < 0 or end > self._lengths[r]:
+                raise ValueError(
+                    f"step: request {r} has {self._lengths[r]} time-steps; the step holds positions {first}..{end - 1}"
+                )
+            source = below.get(r)
+            if source is None:
+                raise ValueError(f"step: request {r} reaches layer {step.layer} before layer {step.layer - 1} ran")
+            parts.append(self._flip(source[first:end]) if backward else source[first:end])
         x = self._gather(parts, plan.cm_from_seg)
         t = self._types[(step.layer, step.direction)]
         t0 = time.perf_counter()

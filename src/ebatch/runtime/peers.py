@@ -44,11 +44,12 @@ class PeerRun:
 
 
 def run_peer(module, sequences: list[np.ndarray], batch_size: int, mode: str, arrivals_s=None,
-             keep_outputs: bool = False) -> PeerRun:
+             keep_outputs: bool = False, device: str = "cpu") -> PeerRun:
     """Serve ``sequences`` (arriving at ``arrivals_s``, default all 0) with ``module`` in FIFO batches.
 
     ``mode``: ``"padded"`` (zero-padded ``[T_max, b, input]`` batch) or ``"packed"``
-    (``pack_padded_sequence``, no sorting needed by the caller). Raises ``ValueError`` for another mode.
+    (``pack_padded_sequence``, no sorting needed by the caller). ``device``: where the module runs (inputs
+    are copied there as part of each batch's time). Raises ``ValueError`` for another mode.
     """
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -59,6 +60,7 @@ def run_peer(module, sequences: list[np.ndarray], batch_size: int, mode: str, ar
     arrivals = np.zeros(n) if arrivals_s is None else np.asarray(arrivals_s, dtype=np.float64)
     order = np.argsort(arrivals, kind="stable")
     tensors = [torch.from_numpy(x) for x in sequences]
+    module = module.to(device)
     finish = np.full(n, np.nan)
     outputs: list | None = [None] * n if keep_outputs else None
     now = 0.0
@@ -74,12 +76,13 @@ def run_peer(module, sequences: list[np.ndarray], batch_size: int, mode: str, ar
             nxt = ready
             start = time.perf_counter()
             lengths = [len(sequences[i]) for i in batch]
-            padded = torch.nn.utils.rnn.pad_sequence([tensors[i] for i in batch])
+            padded = torch.nn.utils.rnn.pad_sequence([tensors[i] for i in batch]).to(device)
             if mode == "padded":
                 result = module(padded)[0]
             else:
                 packed = pack_padded_sequence(padded, torch.tensor(lengths), enforce_sorted=False)
                 result = pad_packed_sequence(module(packed)[0])[0]
+            result = result.cpu()  # waits for the device
             pieces = [result[:length, b] for b, length in enumerate(lengths)]
             if outputs is not None:
                 for i, piece in zip(batch, pieces):
@@ -89,13 +92,16 @@ def run_peer(module, sequences: list[np.ndarray], batch_size: int, mode: str, ar
     return PeerRun(finish, arrivals, time.perf_counter() - wall_start, outputs)
 
 
-def limit_cells_per_s(module, batch_size: int, timesteps: int, repeats: int = 3, seed: int = 0) -> float:
+def limit_cells_per_s(module, batch_size: int, timesteps: int, repeats: int = 3, seed: int = 0,
+                      device: str = "cpu") -> float:
     """Cells per second of ``module`` on ``batch_size`` equal-length sequences of ``timesteps`` (best of
     ``repeats``): the no-padding limit. A cell is one time-step of one layer and direction."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(timesteps, batch_size, module.input_size, generator=generator)
+    x = torch.randn(timesteps, batch_size, module.input_size, generator=generator).to(device)
+    module = module.to(device)
+    cuda = torch.device(device).type == "cuda"
     cells = timesteps * batch_size * module.num_layers * (2 if module.bidirectional else 1)
     best = np.inf
     with torch.inference_mode():
@@ -103,5 +109,7 @@ def limit_cells_per_s(module, batch_size: int, timesteps: int, repeats: int = 3,
         for _ in range(repeats):
             start = time.perf_counter()
             module(x)
+            if cuda:
+                torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
     return cells / best

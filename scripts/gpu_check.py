@@ -1,0 +1,137 @@
+"""GPU check of the torch executor: correctness on CUDA against torch.nn on the CPU, then a small benchmark.
+
+    .venv/bin/python scripts/gpu_check.py [--device cuda] [--out DIR] [--quick]
+
+1. Correctness: random LSTM/GRU models (1-3 layers, uni/bidirectional, sizes 1-64) and random lengths
+   (length 1 included), every policy, batch sizes above and below the request count, T above every
+   length; outputs of ``Engine(..., backend="torch", device=DEVICE)`` must equal ``torch.nn`` run on the CPU
+   on each sequence alone within 1e-5 (TF32 disabled). Exit code 1 on any mismatch.
+2. Benchmark (wall clock, one device): lstm-2x512 on LibriSpeech test-clean lengths (64 requests, seed 0),
+   offline, B in (16, 64): padding, ebatch T=16/64 on the torch executor, torch.nn padded and packed, and
+   the no-padding limit (torch.nn on a full batch of equal-length sequences). Prints a table; with --out
+   writes gpu_check.json there. Takes about a minute on a recent GPU (less with --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ebatch.model import Layer, RNNModel, get_model
+from ebatch.runtime import Engine, RNNWeights
+from ebatch.runtime.peers import limit_cells_per_s, run_peer, torch_module
+from ebatch.workload import Workload
+
+POLICIES = [
+    ("sequential", {}),
+    ("padding", {}),
+    ("padding", {"sort_window": 9}),
+    ("cellular", {}),
+    ("ebatch", {"timesteps": 4}),
+    ("ebatch", {"timesteps": 64}),
+]
+
+
+def correctness(device: str, cases: int) -> tuple[int, int, float]:
+    rng = np.random.default_rng(0)
+    passed = failed = 0
+    worst = 0.0
+    for case in range(cases):
+        cell = ("lstm", "gru")[case % 2]
+        bidirectional = bool((case // 2) % 2)
+        layers = 1 + case % 3
+        input_size, hidden = (int(v) for v in rng.choice([1, 3, 16, 33, 64], size=2))
+        stack, size = [], input_size
+        for _ in range(layers):
+            stack.append(Layer(cell, size, hidden, bidirectional))
+            size = hidden * (2 if bidirectional else 1)
+        weights = RNNWeights.random(RNNModel(f"case{case}", tuple(stack)), seed=case)
+        module = torch_module(weights)
+        lengths = [1] + rng.integers(1, 40, size=int(rng.integers(1, 9))).tolist()
+        sequences = [rng.standard_normal((n, input_size), dtype=np.float32) for n in lengths]
+        with torch.inference_mode():
+            want = [module(torch.from_numpy(x))[0].numpy() for x in sequences]
+        for batch_size in (2, len(sequences) + 3):
+            for name, params in POLICIES:
+                engine = Engine(weights, policy=name, batch_size=batch_size, backend="torch", device=device, **params)
+                got = engine.run(sequences)
+                error = max(float(np.abs(g - w).max()) for g, w in zip(got, want))
+                worst = max(worst, error)
+                if error <= 1e-5:
+                    passed += 1
+                else:
+                    failed += 1
+                    print(f"MISMATCH case {case} {cell} layers={layers} bi={bidirectional} sizes=({input_size},"
+                          f"{hidden}) {name} {params} B={batch_size}: max abs error {error:.2e}")
+    return passed, failed, worst
+
+
+def bench(device: str, requests: int) -> list[dict]:
+    model = get_model("lstm-2x512")
+    weights = RNNWeights.random(model, seed=0)
+    module = torch_module(weights)
+    lengths = Workload.from_dataset("librispeech-test-clean", n=requests, seed=0).lengths
+    rng = np.random.default_rng(0)
+    sequences = [rng.standard_normal((int(n), 512), dtype=np.float32) for n in lengths]
+    cells = int(lengths.sum()) * model.cells_per_timestep
+    rows = []
+    for batch_size in (16, 64):
+        limit = limit_cells_per_s(module, batch_size, int(lengths.mean()), device=device)
+        runs = [("padding", {}), ("ebatch", {"timesteps": 16}), ("ebatch", {"timesteps": 64})]
+        for name, params in runs:
+            engine = Engine(weights, policy=name, batch_size=batch_size, backend="torch", device=device, **params)
+            engine.run(sequences[:4])  # warm up (kernels, allocator)
+            start = time.perf_counter()
+            engine.run(sequences)
+            wall = time.perf_counter() - start
+            label = name + "".join(f" T={v}" for v in params.values())
+            rows.append({"name": label, "batch_size": batch_size, "wall_s": wall, "sequences_per_s": requests / wall,
+                         "useful_cells_per_s": cells / wall, "efficiency": cells / wall / limit})
+        for mode in ("padded", "packed"):
+            run_peer(module, sequences[:4], batch_size, mode, device=device)
+            run = run_peer(module, sequences, batch_size, mode, device=device)
+            rows.append({"name": f"torch.nn {mode}", "batch_size": batch_size, "wall_s": run.wall_s,
+                         "sequences_per_s": requests / run.wall_s, "useful_cells_per_s": cells / run.wall_s,
+                         "efficiency": cells / run.wall_s / limit})
+        rows.append({"name": "limit", "batch_size": batch_size, "useful_cells_per_s": limit, "efficiency": 1.0})
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--out", default=None, help="folder for gpu_check.json")
+    parser.add_argument("--quick", action="store_true", help="8 correctness cases, 32 requests")
+    args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("CUDA is not available; pass --device cpu to try the script here")
+        return 2
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
+    print(f"device {args.device} ({name}), torch {torch.__version__}")
+    start = time.perf_counter()
+    passed, failed, worst = correctness(args.device, 8 if args.quick else 24)
+    print(f"correctness: {passed} passed, {failed} failed, worst max abs error {worst:.2e} "
+          f"({time.perf_counter() - start:.1f} s)")
+    rows = bench(args.device, 32 if args.quick else 64)
+    print(f"{'name':<18} {'B':>3} {'seq/s':>9} {'cells/s':>12} {'efficiency':>10}")
+    for r in rows:
+        print(f"{r['name']:<18} {r['batch_size']:>3} {r.get('sequences_per_s', float('nan')):>9.1f} "
+              f"{r['useful_cells_per_s']:>12,.0f} {r['efficiency']:>10.2f}")
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        result = {"device": name, "torch": torch.__version__, "passed": passed, "failed": failed,
+                  "worst_abs_error": worst, "bench": rows}
+        (Path(args.out) / "gpu_check.json").write_text(json.dumps(result, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
