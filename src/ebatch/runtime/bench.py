@@ -245,7 +245,8 @@ def markdown(rows: list[dict], cfg: BenchConfig, command: str, elapsed_s: float)
     lines = [
         "## Runtime: real LSTM/GRU execution (wall clock)",
         "",
-        f"Command: `{command}` ({elapsed_s:.0f} s on this machine). Generated; do not edit by hand.",
+        f"Command: `{command}` ({elapsed_s:.0f} s on this machine; `make bench` regenerates this section with "
+        "`--quick`). Generated; do not edit by hand.",
         "",
         f"LibriSpeech test-clean lengths (100 frames/s, random features, seed {cfg.seed}), B = {cfg.batch_size}, "
         f"random weights with PyTorch's init. Offline: all requests queued at 0. Poisson: arrivals at "
