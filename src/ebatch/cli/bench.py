@@ -22,7 +22,7 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def bench(
-    quick: Annotated[bool, typer.Option("--quick", help="Small version (about 2 minutes): fewer requests, 1 run.")]
+    quick: Annotated[bool, typer.Option("--quick", help="Small version (2-3 minutes here): fewer requests and rows.")]
     = False,
     out: Annotated[str, typer.Option("--out", help="Markdown file whose 'runtime' section is rewritten; '' none.")]
     = "docs/benchmarks.md",
@@ -34,7 +34,7 @@ def bench(
     = "16,64",
     backends: Annotated[str, typer.Option("--backends", help="Runtime executors: torch,numpy.")] = "torch,numpy",
     requests: Annotated[int, typer.Option("--requests", "-n", help="Requests per model (0: 128, quick 32).")] = 0,
-    eesen_requests: Annotated[int, typer.Option("--eesen-requests", help="Requests for eesen (0: 48, quick 20).")]
+    eesen_requests: Annotated[int, typer.Option("--eesen-requests", help="Requests for eesen (0: 48, quick 16).")]
     = 0,
     threads: Annotated[int, typer.Option("--threads", help="torch (and OpenBLAS) threads for every row.")] = 1,
     load: Annotated[float, typer.Option("--load", help="Poisson rate as a fraction of the limit's capacity.")]

@@ -40,7 +40,7 @@ EXTRA_MODELS = {"gru-2x512": RNNModel("gru-2x512", (Layer("gru", 512, 512), Laye
 
 @dataclass
 class BenchConfig:
-    """What to run. ``requests``/``eesen_requests``: None means 128/48 (quick: 32/20)."""
+    """What to run. ``requests``/``eesen_requests``: None means 128/48 (quick: 32/16)."""
 
     quick: bool = False
     models: tuple[str, ...] = ("lstm-2x512", "gru-2x512", "eesen")
@@ -60,7 +60,7 @@ class BenchConfig:
         given = self.eesen_requests if big else self.requests
         if given is not None:
             return given
-        return (20 if big else 32) if self.quick else (48 if big else 128)
+        return (16 if big else 32) if self.quick else (48 if big else 128)
 
     @property
     def n_repeats(self) -> int:
