@@ -76,6 +76,23 @@ def test_compare_json_lists_one_summary_per_policy_with_ratios_to_the_first(caps
     assert rows[2]["padding_fraction"] == 0.0  # cellular never pads
 
 
+def test_compare_measured_puts_real_executor_figures_beside_the_simulated(capsys, lengths_csv):
+    code, out, err = run_cli(capsys, "compare", *tiny(lengths_csv), "--policies", "padding,cellular,ebatch",
+                             "--measured", "numpy", "-f", "json")
+    assert code == 0, err
+    rows = strict_json(out)
+    for row in rows:
+        measured = row["measured"]
+        assert measured["backend"] == "numpy"
+        # measured wall-clock figures of the same 8 requests: positive and finite, not the simulated ones
+        assert measured["throughput_rps"] > 0 and measured["latency_p99_s"] >= measured["latency_p50_s"] > 0
+        assert measured["throughput_rps"] != row["throughput_rps"]
+    code, out, _ = run_cli(capsys, "compare", *tiny(lengths_csv), "--policies", "ebatch", "--measured", "numpy")
+    assert code == 0 and "measured on the numpy executor" in out
+    code, _, err = run_cli(capsys, "compare", *tiny(lengths_csv), "--measured", "gpu")
+    assert code == 2 and "measured" in err and len(err.strip().splitlines()) == 1
+
+
 def test_compare_json_matches_the_python_api(capsys, lengths_csv):
     code, out, _ = run_cli(capsys, "compare", *tiny(lengths_csv), "--policies", "padding,ebatch", "-f", "json")
     assert code == 0

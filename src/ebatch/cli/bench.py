@@ -78,7 +78,7 @@ def bench(
     command = " ".join(["ebatch bench", *given])
     text = markdown(rows, cfg, command, elapsed_s)
     if out:
-        write_section(out, "runtime", text)
+        write_section(out, "runtime-quick" if quick else "runtime", text)
     if fmt == "json":
         typer.echo(json.dumps(rows, indent=2))
     else:

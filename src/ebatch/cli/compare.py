@@ -53,6 +53,10 @@ Subword = Annotated[float | None, typer.Option(help="Subword tokens per word for
 Seed = Annotated[int, typer.Option(help="Seed of the workload's random draws.")]
 Format = Annotated[str, typer.Option("--format", "-f", help="table | json | csv.")]
 Out = Annotated[Path | None, typer.Option(help="Also write summary.csv/json, per-policy CSVs and compare.png here.")]
+Measured = Annotated[str | None, typer.Option(
+    "--measured", help="Also execute every policy on a real executor (numpy | torch; random weights, this machine's "
+    "wall clock) and show measured figures beside the simulated ones. Keep --requests small.")]
+MEASURED_KEYS = ("throughput_rps", "cells_per_s", "latency_p50_s", "latency_p99_s", "busy_s")
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"),
              (1e-12, "p"), (1e-15, "f"))
@@ -157,10 +161,39 @@ def _table(rows: list[dict], title: str, caption: str, ratios: bool) -> Table:
     return table
 
 
+def _measure(rnn, load: Workload, specs, backend: str, seed: int) -> list[dict]:
+    """Each policy's wall-clock figures on a real executor (``ebatch.runtime.ExecutorBackend``)."""
+    from ebatch.runtime import ExecutorBackend, RNNWeights, make_executor
+    from ebatch.sim import simulate as run_simulation
+
+    executor = make_executor(RNNWeights.random(rnn, seed=seed), backend)
+    measured = []
+    for name, params in specs:
+        real = ExecutorBackend(executor, lengths=load.lengths, seed=seed)
+        summary = run_simulation(rnn, load, name, real, seed=seed, **params).summary()
+        measured.append({"backend": backend, **{k: summary[k] for k in MEASURED_KEYS}})
+    return measured
+
+
+def _measured_table(rows: list[dict], title: str) -> Table:
+    table = Table(title=title, title_style="bold")
+    for i, header in enumerate(["policy", "req/s sim", "req/s measured", "p50 sim", "p50 measured", "p99 sim",
+                                "p99 measured", "cells/s measured"]):
+        table.add_column(header, justify="left" if i == 0 else "right", no_wrap=i == 0)
+    for r in rows:
+        m = r["measured"]
+        table.add_row(r["label"], si(r["throughput_rps"]), si(m["throughput_rps"]), si(r["latency_p50_s"], "s"),
+                      si(m["latency_p50_s"], "s"), si(r["latency_p99_s"], "s"), si(m["latency_p99_s"], "s"),
+                      si(m["cells_per_s"]))
+    return table
+
+
 def _run(model, hardware, workload, requests, arrival, rate, policies, defaults: dict, frame_rate_hz,
-         subword_factor, seed, fmt, out, single: bool) -> None:
+         subword_factor, seed, fmt, out, single: bool, measured: str | None = None) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if measured is not None and measured not in ("numpy", "torch"):
+        raise ValueError(f"measured: unknown executor {measured!r}; choose numpy or torch")
     rnn = get_model(model)
     names = [h.strip() for h in hardware.split(",")]
     if not all(names):
@@ -184,9 +217,13 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
     finally:
         bar.close()
 
+    real = _measure(rnn, load, specs, measured, seed) if measured else None
     all_rows = []
     for spec, results in groups:
         rows = comparison_rows(results)
+        if real is not None:
+            for row, figures in zip(rows, real):
+                row["measured"] = figures
         all_rows += rows
         title = f"{rnn.name} on {spec.name}"
         if fmt == "table":
@@ -195,6 +232,9 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
             if not single:
                 caption += f"; ratios to {rows[0]['label']} (energy eff. = requests per joule)"
             console.print(_table(rows, title, caption, ratios=not single))
+            if real is not None:
+                console.print(_measured_table(rows, f"{rnn.name}: simulated on {spec.name} vs measured on the "
+                                                    f"{measured} executor (wall clock, this machine)"))
         if out is not None:
             target = out if len(groups) == 1 else out / spec.name
             written = write_comparison(results, target, title=f"{title}, {load.name} ({len(load)} requests)")
@@ -228,7 +268,7 @@ def compare_command(
     )] = "sequential,padding,cellular,ebatch",
     batch_size: BatchSize = None, timesteps: Timesteps = None, sort_window: SortWindow = None,
     max_wait_s: MaxWait = None, frame_rate_hz: FrameRate = None, subword_factor: Subword = None, seed: Seed = 0,
-    fmt: Format = "table", out: Out = None,
+    fmt: Format = "table", out: Out = None, measured: Measured = None,
 ) -> None:
     """Compare batching policies side by side on the same workload, hardware and seed.
 
@@ -237,7 +277,7 @@ def compare_command(
     defaults = {"batch_size": batch_size, "timesteps": timesteps, "sort_window": sort_window,
                 "max_wait_s": max_wait_s}
     _run(model, hardware, workload, requests, arrival, rate, policies, defaults, frame_rate_hz, subword_factor,
-         seed, fmt, out, single=False)
+         seed, fmt, out, single=False, measured=measured)
 
 
 def register(app: typer.Typer) -> None:

@@ -231,6 +231,8 @@ def flat_row(row: dict) -> dict:
             flat.update({f"param_{k}": v for k, v in value.items()})
         elif key == "energy_breakdown_j":
             flat.update({f"energy_{k}_j": v for k, v in value.items()})
+        elif key == "measured":  # figures measured on a real executor (compare --measured)
+            flat.update({f"measured_{k}": v for k, v in value.items()})
         else:
             flat[key] = value
     return flat
