@@ -102,7 +102,7 @@ def test_bench_command_json_and_markdown(tmp_path, capsys):
     errors = [row["max_abs_error"] for row in rows if row["max_abs_error"] is not None]
     assert errors and max(errors) < 1e-5
     text = out.read_text()
-    assert "kept" in text and "<!-- runtime:begin -->" in text and "### tiny-gru" in text
+    assert "kept" in text and "<!-- runtime-quick:begin -->" in text and "### tiny-gru" in text  # --quick: own section
 
 
 def test_bench_command_rejects_bad_options(capsys):

@@ -242,11 +242,13 @@ def _fmt(value, digits=3) -> str:
 
 def markdown(rows: list[dict], cfg: BenchConfig, command: str, elapsed_s: float) -> str:
     """The ``runtime`` section of docs/benchmarks.md."""
+    quick = ("Quick version (what `make bench` runs): few requests, so every ratio is noisier and lower than "
+             "in the full run above. " if cfg.quick else
+             "The full run; `make bench` writes a `--quick` version in its own section below. ")
     lines = [
-        "## Runtime: real LSTM/GRU execution (wall clock)",
+        "## Runtime: real LSTM/GRU execution (wall clock)" + (", quick" if cfg.quick else ""),
         "",
-        f"Command: `{command}` ({elapsed_s:.0f} s on this machine; `make bench` regenerates this section with "
-        "`--quick`). Generated; do not edit by hand.",
+        f"Command: `{command}` ({elapsed_s:.0f} s on this machine). {quick}Generated; do not edit by hand.",
         "",
         f"LibriSpeech test-clean lengths (100 frames/s, random features, seed {cfg.seed}), B = {cfg.batch_size}, "
         f"random weights with PyTorch's init. Offline: all requests queued at 0. Poisson: arrivals at "
