@@ -178,6 +178,13 @@ def auto_study_chart(result: dict, path) -> Path:
     return _save(fig, path)
 
 
+def _decades(axis) -> float:
+    import math
+
+    low, high = axis.get_view_interval()
+    return math.log10(high / low) if low > 0 and high > 0 else 0.0
+
+
 def tune_front_chart(tuned, path) -> Path:
     """Every (B, T) point, the Pareto front of p99 latency vs energy, the chosen point and the SLO."""
     plt = _pyplot()
@@ -194,6 +201,12 @@ def tune_front_chart(tuned, path) -> Path:
         ax.axvline(tuned.latency_slo_s, color="red", ls="--", lw=0.8, label="p99 SLO")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers (5, 6, 8), not 5 x 10^0, on short log ranges
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(ScalarFormatter() if _decades(axis) < 1 else plt.NullFormatter())
     ax.set_xlabel("p99 latency (s)")
     ax.set_ylabel("energy per request (mJ)")
     ax.set_title(f"tune {tuned.settings.get('model', '')} on {tuned.settings.get('hardware', '')}: "
