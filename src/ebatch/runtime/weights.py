@@ -166,8 +166,9 @@ class RNNWeights:
             raise ValueError(f"weights: file {str(path)!r} does not exist; give a .safetensors file")
         try:
             from safetensors.numpy import load_file
-        except ImportError:  # pragma: no cover - safetensors is in the 'torch' extra
-            raise ValueError("weights: reading safetensors needs the package; pip install 'ebatch[torch]'") from None
+        except ImportError:  # pragma: no cover - safetensors is in the 'safetensors' and 'torch' extras
+            raise ValueError("weights: reading safetensors needs the safetensors package (no torch needed); "
+                             "pip install 'ebatch[safetensors]'") from None
         try:
             tensors = load_file(str(path))
         except Exception as exc:  # the library raises its own error types for corrupt files
