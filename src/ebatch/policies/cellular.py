@@ -73,14 +73,10 @@ class Cellular(Policy):
         self._ready[np.ix_(self._first_types, ids)] = True
         self._counts[self._first_types] += ids.size
 
-    def _input_available(self, progress: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """[layers, n]: how many leading positions of each layer's input are available."""
-        forward, backward = progress[self._fwd], progress[self._bwd]
-        out = np.where(self._layer_bi[:, None] & (backward != lengths), 0, forward)
-        return np.vstack([lengths[None, :], out[:-1]])
-
     def _layer_input(self, layer: int, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Row ``layer`` of :meth:`_input_available` for requests ``ids`` alone (the same numbers)."""
+        """How many leading positions of layer ``layer``'s input are available to requests ``ids``: all of
+        them at layer 0; else the layer below's forward progress, or 0 while a bidirectional layer below is
+        not done in both directions."""
         if layer == 0:
             return lengths
         below = layer - 1
