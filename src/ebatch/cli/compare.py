@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ebatch.experiments.compare import (
+    RATIO_KEYS,
     apply_defaults,
     compare,
     comparison_rows,
@@ -156,7 +157,7 @@ def _table(rows: list[dict], title: str, caption: str, ratios: bool) -> Table:
                  si(r["latency_p50_s"], "s"), si(r["latency_p99_s"], "s"), si(r["energy_per_request_j"], "J"),
                  _pct(r["padding_fraction"]), si(r["dram_weight_bytes"], "B"), _pct(r["mac_utilisation"])]
         if ratios:
-            cells += [_times(r[k]) for k in ("throughput_ratio", "energy_efficiency_ratio", "latency_p99_ratio")]
+            cells += [_times(r[k]) for k in RATIO_KEYS]
         table.add_row(*cells)
     return table
 
