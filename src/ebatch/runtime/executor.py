@@ -290,7 +290,7 @@ class NumpyExecutor(Executor):
                 h_prev = np.zeros((n, h), dtype=np.float32)
                 c_prev = np.zeros((n, h), dtype=np.float32) if lstm else None
                 if source[0] == "mixed":
-                    _, local, src, _, saved_local, saved_seg = source
+                    _, local, src, saved_local, saved_seg = source
                     h_prev[local] = out[src]
                     if lstm:
                         c_prev[local] = c_all[src]

@@ -35,9 +35,9 @@ class Column:
     """One column with at least one useful cell: its cells are ``offset .. offset + count - 1``.
 
     ``source`` gives their previous states: ``("slice", a, b)`` cells ``a..b-1`` (earlier in this step);
-    ``("zeros",)``; or ``("mixed", local, src, zero_local, saved_local, saved_seg)``: cells ``local`` take
-    cells ``src``, cells ``zero_local`` start from zero, cells ``saved_local`` from the saved state of the
-    request of segments ``saved_seg``.
+    ``("zeros",)``; or ``("mixed", local, src, saved_local, saved_seg)``: cells ``local`` take cells ``src``,
+    cells ``saved_local`` the saved state of the request of segments ``saved_seg``, the others start from
+    zero.
     """
 
     offset: int
@@ -122,7 +122,7 @@ class StepPlan:
                 p = pred[off : off + n]
                 local = np.flatnonzero(p >= 0)
                 saved = np.flatnonzero(p == SAVED)
-                source = ("mixed", local, p[local], np.flatnonzero(p == ZERO), saved, seg_of_cm[off + saved])
+                source = ("mixed", local, p[local], saved, seg_of_cm[off + saved])
             columns.append(Column(off, n, source))
         identity = bool(np.all(cm_from_seg == np.arange(n_cells)))
         return cls(

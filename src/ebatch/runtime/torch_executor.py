@@ -159,7 +159,7 @@ class TorchExecutor(Executor):
                 h_prev = torch.zeros((n, h), device=self.device)
                 c_prev = torch.zeros((n, h), device=self.device) if lstm else None
                 if source[0] == "mixed":
-                    _, local, src, _, saved_local, saved_seg = source
+                    _, local, src, saved_local, saved_seg = source
                     local, src = self._index(local), self._index(src)
                     h_prev[local] = out[src]
                     if lstm:
