@@ -6,15 +6,10 @@ chosen by it, so the text stays true when the model or the presets change. ``dis
 
 from __future__ import annotations
 
-import math
-
 from ebatch.experiments.reproduce import geomean
+from ebatch.experiments.reproduce_text import _x
 
 __all__ = ["discussion"]
-
-
-def _x(v: float) -> str:
-    return "n/a" if v is None or not math.isfinite(v) else f"{v:.2f}x"
 
 
 def _pct(v: float) -> str:
