@@ -166,7 +166,7 @@ def summary_figures(summary: dict) -> dict:
 
 
 def geomean(values) -> float:
-    values = [v for v in values]
+    values = list(values)
     if not values or any(not (v > 0 and math.isfinite(v)) for v in values):
         return float("nan")
     return float(math.exp(sum(math.log(v) for v in values) / len(values)))

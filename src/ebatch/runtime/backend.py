@@ -147,7 +147,7 @@ def measured_vs_simulated(
         sim = simulate(weights.model, workload, name, hardware, seed=seed, **params).summary()
         real = ExecutorBackend(executor, lengths=workload.lengths, seed=seed)
         measured = simulate(weights.model, workload, name, real, seed=seed, **params).summary()
-        row = {"policy": name, **{k: v for k, v in params.items()}}
+        row = {"policy": name, **params}
         for prefix, summary in (("sim", sim), ("measured", measured)):
             for key in ("throughput_rps", "cells_per_s", "latency_p50_s", "latency_p99_s"):
                 row[f"{prefix}_{key}"] = summary[key]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,7 @@ class RNNWeights:
     def bidirectional(self) -> bool:
         return len(self.cells[0]) == 2
 
-    @property
+    @cached_property
     def model(self) -> RNNModel:
         """The shapes as an :class:`~ebatch.model.RNNModel` (outputs of both directions concatenated)."""
         h, bi = self.hidden_size, self.bidirectional
