@@ -63,16 +63,20 @@ def test_the_controller_learns_window_time_from_the_clock():
         assert model.predict(width, 4) == pytest.approx(layers * 1e-3 * width, rel=1e-6)
 
 
-def test_hold_spends_slack_for_fuller_windows_and_less_energy():
+@pytest.mark.parametrize("mode", ["pack", "stream"])
+def test_auto_meets_the_slo_with_fewer_windows_and_pack_holds_for_less_energy(mode):
     work = ebatch.Workload.from_dataset("wmt21-en-de", n=300, arrival="poisson", rate_rps=20.0, seed=1)
-    fixed = ebatch.simulate("gnmt-enc", work, "ebatch", "epur", batch_size=16, timesteps=16).summary()
+    fixed = ebatch.simulate("gnmt-enc", work, "ebatch", "epur", batch_size=16, timesteps=16,
+                            bidirectional=mode).summary()
     slo = 3 * fixed["latency_p99_s"]
-    result = ebatch.simulate("gnmt-enc", work, "ebatch", "epur", batch_size=16, timesteps="auto", latency_slo_s=slo)
+    result = ebatch.simulate("gnmt-enc", work, "ebatch", "epur", batch_size=16, timesteps="auto", latency_slo_s=slo,
+                             bidirectional=mode)
     auto = result.summary()
     assert result.policy.auto.held > 0
     assert auto["steps"] < fixed["steps"]  # fewer, fuller windows
-    assert auto["energy_per_request_j"] < fixed["energy_per_request_j"]
     assert auto["latency_p99_s"] <= slo
+    if mode == "pack":  # streaming stages rarely all idle at once, so they seldom hold (see the closing note)
+        assert auto["energy_per_request_j"] < fixed["energy_per_request_j"]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -80,18 +84,19 @@ def test_hold_spends_slack_for_fuller_windows_and_less_energy():
     lengths=st.lists(st.integers(1, 40), min_size=1, max_size=30),
     gaps=st.lists(st.floats(0.0, 0.01, allow_nan=False), min_size=30, max_size=30),
     model=st.sampled_from(["tiny-lstm", "tiny-bilstm", "tiny-gru"]),
+    mode=st.sampled_from(["stream", "pack"]),
     hardware=st.sampled_from(["epur", "tpu-v1"]),
     batch_size=st.integers(1, 6),
     low=st.integers(1, 8),
     span=st.integers(0, 64),
     slo=st.one_of(st.none(), st.floats(1e-5, 0.5)),
 )
-def test_invariants_t_within_bounds_and_every_request_completes(lengths, gaps, model, hardware, batch_size, low,
-                                                               span, slo):
+def test_invariants_t_within_bounds_and_every_request_completes(lengths, gaps, model, mode, hardware, batch_size,
+                                                               low, span, slo):
     arrivals = np.cumsum(gaps[: len(lengths)])
     work = ebatch.Workload.from_lengths(lengths, arrivals)
     result = ebatch.simulate(model, work, "ebatch", hardware, batch_size=batch_size, timesteps="auto",
-                             latency_slo_s=slo, min_timesteps=low, max_timesteps=low + span)
+                             latency_slo_s=slo, min_timesteps=low, max_timesteps=low + span, bidirectional=mode)
     chosen = result.policy.auto.chosen
     assert chosen and all(low <= t <= low + span for t in chosen)
     summary = result.summary()

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 import ebatch
 from ebatch.hardware.cost import ENERGY_KEYS
+from ebatch.hardware.preset import preset_names
 from ebatch.model import get_model
 from simtools import MIX, UNI_BI, cell_log
 
-POLICIES = ["sequential", "padding", "cellular", "ebatch"]
-PRESETS = ["epur", "tpu-v1"]
+POLICIES = ebatch.policies.available()
+PRESETS = preset_names()
 MODELS = ["tiny-lstm", "tiny-gru", "tiny-bilstm", "gnmt-enc", MIX, UNI_BI]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -39,13 +40,11 @@ def workloads(draw) -> ebatch.Workload:
 
 
 def policy_params(draw, policy: str) -> dict:
-    if policy == "sequential":
-        return {}
-    params = {"batch_size": draw(st.integers(1, 8))}
-    if policy == "padding":
-        params["max_wait_s"] = draw(st.sampled_from([0.0, 1e-6, 1e-3]))
-        params["sort_window"] = draw(st.one_of(st.none(), st.integers(1, 12)))
-    if policy == "ebatch":
+    """One of the policy's declared example parameter sets, its batch size and window redrawn."""
+    params = dict(draw(st.sampled_from(ebatch.policies.get(policy).example_params)))
+    if "batch_size" in params:
+        params["batch_size"] = draw(st.integers(1, 8))
+    if isinstance(params.get("timesteps"), int):
         params["timesteps"] = draw(st.integers(1, 20))
     return params
 
@@ -156,8 +155,8 @@ def check_invariants(result, completed, model, workload, policy, params) -> None
         if policy == "padding":
             assert step.width == step.seg_length.max()
         if policy == "ebatch":
-            limit = max(params["timesteps"], int(lengths[step.seg_request].max())) if model.bidirectional \
-                else params["timesteps"]
+            packs = model.bidirectional and params.get("bidirectional") == "pack"
+            limit = max(params["timesteps"], int(lengths[step.seg_request].max())) if packs else params["timesteps"]
             assert step.width <= limit
     if policy in ("cellular", "sequential"):
         assert summary["padding_fraction"] == 0

@@ -12,7 +12,7 @@ def test_registry_has_the_four_policies():
     assert {"sequential", "padding", "cellular", "ebatch"} <= set(policies.available())
     assert policies.parameters("sequential") == []
     assert {"batch_size", "max_wait_s", "sort_window"} <= set(policies.parameters("padding"))
-    assert policies.parameters("cellular") == ["batch_size"]
+    assert policies.parameters("cellular") == ["batch_size", "priority"]
     assert {"batch_size", "timesteps"} <= set(policies.parameters("ebatch"))
 
 
@@ -42,7 +42,7 @@ def test_unknown_policy_names_the_choices():
         ("cellular", {"timesteps": 4}, r"unknown parameter 'timesteps'; allowed: batch_size"),
         ("sequential", {"batch_size": 4}, r"unknown parameter 'batch_size'; allowed: none"),
         ("padding", {"batchsize": 4}, r"unknown parameter 'batchsize'; allowed: batch_size, max_wait_s, sort_window"),
-        ("ebatch", {"T": 4}, r"unknown parameter 'T'; allowed: batch_size, timesteps"),
+        ("ebatch", {"T": 4}, r"unknown parameter 'T'; allowed: batch_size, timesteps, bidirectional"),
     ],
 )
 def test_unknown_parameter_names_it_and_the_allowed_ones(name, params, match):
@@ -64,6 +64,9 @@ def test_unknown_parameter_names_it_and_the_allowed_ones(name, params, match):
         ("padding", {"max_wait_s": -0.1}, "max_wait_s"),
         ("padding", {"max_wait_s": "soon"}, "max_wait_s"),
         ("padding", {"sort_window": 0}, "sort_window"),
+        ("ebatch", {"bidirectional": "split"}, "bidirectional: must be one of stream, pack"),
+        ("ebatch", {"stage_order": "random"}, "stage_order: must be one of fullest"),
+        ("cellular", {"priority": "newest"}, "priority: must be one of most-ready, oldest"),
     ],
 )
 def test_invalid_values_name_the_parameter(name, params, field):
@@ -84,3 +87,11 @@ def test_summary_reports_the_parameters():
     summary = result.summary()
     assert summary["policy"] == "ebatch" and summary["params"]["timesteps"] == 5
     assert summary["model"] == "tiny-lstm" and summary["hardware"] == "epur"
+
+
+def test_every_policy_declares_example_parameters_that_it_accepts():
+    for name in policies.available():
+        examples = policies.get(name).example_params
+        assert examples, name
+        for params in examples:
+            assert policies.get(name, **params).params() | params == policies.get(name, **params).params()

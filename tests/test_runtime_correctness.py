@@ -22,14 +22,18 @@ BACKENDS = ("numpy", "torch")
 
 
 def policy_variants(batch_size: int, timesteps: int) -> list[tuple[str, dict]]:
-    return [
-        ("sequential", {}),
-        ("padding", {"batch_size": batch_size}),
-        ("padding", {"batch_size": batch_size, "sort_window": 2 * batch_size + 1}),
-        ("cellular", {"batch_size": batch_size}),
-        ("ebatch", {"batch_size": batch_size, "timesteps": timesteps}),
-        ("ebatch", {"batch_size": batch_size, "timesteps": timesteps, "lookahead": 1}),
-    ]
+    """Every registered policy with each of its example parameter sets, batch size and window set here."""
+    variants = []
+    for name in policies.available():
+        for example in policies.get(name).example_params:
+            params = dict(example)
+            if "batch_size" in params:
+                params["batch_size"] = batch_size
+            if isinstance(params.get("timesteps"), int):
+                params["timesteps"] = timesteps
+            variants.append((name, params))
+    variants.append(("ebatch", {"batch_size": batch_size, "timesteps": timesteps, "lookahead": 1}))
+    return variants
 
 
 def reference(module, sequences: list[np.ndarray]) -> list[np.ndarray]:

@@ -298,7 +298,7 @@ def test_ebatch_unidirectional_window_narrows_when_the_queue_runs_dry():
 
 
 def test_ebatch_bidirectional_packs_whole_sequences_first_fit():
-    result = run("tiny-bilstm", [3, 5, 2, 1, 3, 2], "ebatch", batch_size=2, timesteps=4)
+    result = run("tiny-bilstm", [3, 5, 2, 1, 3, 2], "ebatch", batch_size=2, timesteps=4, bidirectional="pack")
     plan = result.plan
     assert len(plan) == 8
     # window 1: W = max(T=4, longest of the 2 oldest = 5) = 5; request 2 fits behind request 0 in slot 0,
@@ -322,7 +322,7 @@ def test_ebatch_bidirectional_packs_whole_sequences_first_fit():
 
 
 def test_ebatch_bidirectional_window_is_at_least_t():
-    result = run("tiny-bilstm", [1, 2, 3], "ebatch", batch_size=2, timesteps=8)
+    result = run("tiny-bilstm", [1, 2, 3], "ebatch", batch_size=2, timesteps=8, bidirectional="pack")
     (_, step) = result.plan[0]
     # W = 8 >= 1 + 2 + 3, so first fit packs all three back to back in slot 0; the window ends at 6
     assert step.seg_row.tolist() == [0, 0, 0]
@@ -330,3 +330,69 @@ def test_ebatch_bidirectional_window_is_at_least_t():
     assert step.width == 6 and len(result.plan) == 4
     # backward, the last-packed sequence is processed first: position 0 of request 2 is at column 3
     assert finishes(result) == [18 + 6 + 0.5, 18 + 5 + 0.5, 18 + 3 + 0.5]
+
+
+def test_ebatch_stream_refills_a_backward_slot_mid_window_and_waits_for_both_directions():
+    result = run("tiny-bilstm", [3, 5, 2], "ebatch", batch_size=2, timesteps=4)
+    plan = result.plan
+    # stages: layer 0 forward / backward, layer 1 forward / backward, each with 2 streaming slots.
+    # window 1, layer 0 forward: slot 0 holds request 0, then request 1 from column 3 (split: 4 steps
+    # carried); slot 1 holds request 2. Requests 0 and 2 are done in this direction only.
+    check_step(plan[0], 0, 0, 0, [[0, 0, 0, 1], [2, 2, -1, -1]], [[0, 1, 2, 0], [0, 1, -1, -1]],
+               [[T, F, F, T], [T, F, F, F]], notify=True)
+    # window 2, layer 0 backward (6 useful cells, the fullest): each sequence walks from its end; slot 0 is
+    # refilled at column 3 by request 1, which starts at its last position with a reset
+    check_step(plan[1], 4, 0, 1, [[0, 0, 0, 1], [2, 2, -1, -1]], [[2, 1, 0, 4], [1, 0, -1, -1]],
+               [[T, F, F, T], [T, F, F, F]], notify=True)
+    # only now, both directions done, requests 0 and 2 enter layer 1 (4 useful cells in every stage: ties
+    # go to the deepest stage, forward first); request 2 is split behind request 0 in slot 0
+    check_step(plan[2], 8, 1, 0, [[0, 0, 0, 2], [-1] * 4], [[0, 1, 2, 0], [-1] * 4], [[T, F, F, T], [F] * 4],
+               notify=True)
+    check_step(plan[3], 12, 1, 1, [[0, 0, 0, 2], [-1] * 4], [[2, 1, 0, 1], [-1] * 4], [[T, F, F, T], [F] * 4],
+               notify=True)
+    # request 1 reaches layer 1 only after its last cell of layer 0 in both directions
+    first_layer1 = min(i for i, (_, step) in enumerate(plan) if step.layer == 1 and 1 in step.seg_request)
+    last_layer0 = max(i for i, (_, step) in enumerate(plan) if step.layer == 0 and 1 in step.seg_request)
+    assert {plan[i][1].direction for i, (_, s) in enumerate(plan) if s.layer == 0 and 1 in s.seg_request} == {0, 1}
+    assert last_layer0 < first_layer1
+    # request 0 completes in window 4 (layer 1 backward) when position 0 is done: column 2, + 0.5 s
+    assert finishes(result)[0] == 12 + 3 + 0.5
+    assert all(step.width <= 4 for _, step in plan)
+
+
+def test_ebatch_stream_orders_stages_by_the_rule():
+    lengths = [6, 6, 6, 2]
+    fullest = run("tiny-bilstm", lengths, "ebatch", batch_size=2, timesteps=4)
+    oldest = run("tiny-bilstm", lengths, "ebatch", batch_size=2, timesteps=4, stage_order="oldest")
+    deepest = run("tiny-bilstm", lengths, "ebatch", batch_size=2, timesteps=4, stage_order="deepest")
+    kinds = {name: [(s.layer, s.direction) for _, s in r.plan] for name, r in
+             [("fullest", fullest), ("oldest", oldest), ("deepest", deepest)]}
+    # every rule starts with layer 0 forward (nothing else is ready; forward before backward)
+    assert all(k[0] == (0, 0) for k in kinds.values())
+    # deepest: layer 1 runs as soon as any sequence is ready for it
+    first_deep = kinds["deepest"].index((1, 0))
+    assert kinds["deepest"][first_deep - 1] == (0, 1)
+    assert all(r.summary()["completed"] == 4 for r in (fullest, oldest, deepest))
+
+
+def test_ebatch_stream_mixed_model_streams_its_unidirectional_layers_together():
+    # MIX: a bidirectional layer 0, then two unidirectional layers evaluated together per window
+    result = run(MIX, [2, 2], "ebatch", batch_size=2, timesteps=4)
+    kinds = [(s.layer, s.direction) for _, s in result.plan]
+    assert kinds == [(0, 0), (0, 1), (1, 0), (2, 0)]
+    assert result.plan[2][1].seg_request.tolist() == result.plan[3][1].seg_request.tolist()
+
+
+def test_cellular_oldest_priority_moves_the_oldest_request_through_the_layers_first():
+    lengths = [2, 2, 2]
+    oldest = run("tiny-lstm", lengths, "cellular", batch_size=1, priority="oldest")
+    got = [(layer, cells[0][1], cells[0][2]) for _, layer, _, cells in invocations(oldest.plan)]
+    # request 0 goes through both layers before request 1 starts; ties between the types holding the oldest
+    # request go to the type with more ready cells (layer 0, when request 1 is ready there too)
+    assert got == [(0, 0, 0), (0, 0, 1), (1, 0, 0), (1, 0, 1), (0, 1, 0), (0, 1, 1), (1, 1, 0), (1, 1, 1),
+                   (0, 2, 0), (0, 2, 1), (1, 2, 0), (1, 2, 1)]
+    assert finishes(oldest) == [4, 8, 12]
+    most_ready = run("tiny-lstm", lengths, "cellular", batch_size=1)
+    # most-ready keeps running layer 0 while it has more ready cells: request 0 waits in layer 1
+    assert finishes(most_ready)[0] > finishes(oldest)[0]
+    assert sorted(finishes(most_ready))[-1] == 12

@@ -17,7 +17,8 @@ Rule, per window:
 2. **Latency cap** (with ``latency_slo_s``): start from ``T_fill`` (whole-sequence packing) or from
    ``max_timesteps`` (streaming slots, where a longer window means fewer weight loads) and halve T while
    the oldest waiting request's age plus the predicted window duration exceeds ``MARGIN x latency_slo_s``
-   (streaming: half of that budget, since a queued request still needs its own time-steps afterwards).
+   (streaming: half of that budget, since a queued request still needs its own time-steps afterwards;
+   with ``bidirectional="stream"`` and S stages, ``1 / (S + 1)`` of it, as each stage adds windows).
 3. **Overload**: if even ``min_timesteps`` cannot meet that bound, the SLO is already lost for the oldest
    request; use ``T_fill`` to drain the queue at the best rate.
 4. **Hold** (with ``latency_slo_s``, after two timed windows): when fewer than B sequences are queued and
@@ -110,103 +111,121 @@ class _DurationModel:
 
 
 class AutoTimesteps:
-    """Chooses T for each window of one E-BATCH policy run (see the module docstring for the rule)."""
+    """Chooses T for each window of one E-BATCH policy run (see the module docstring for the rule).
+
+    The policy calls :meth:`form` with the filler of the window to form (its streaming slots or its
+    whole-sequence packer, :mod:`ebatch.policies.fillers`) and a ``key`` naming it: with
+    ``bidirectional="stream"`` every stage of the model has its own filler, and window durations are
+    learnt per key. ``chosen`` and ``chosen_at_s`` record every window's T and start, in order.
+    """
 
     def __init__(self, latency_slo_s: float | None, min_timesteps: int | None, max_timesteps: int | None) -> None:
         self.latency_slo_s = latency_slo_s
         self.min_timesteps = min_timesteps or 1
         self.max_timesteps = max_timesteps or max(DEFAULT_MAX_TIMESTEPS, self.min_timesteps)
-        self.model = _DurationModel()
+        self.models: dict[int, _DurationModel] = {}
         self.chosen: list[int] = []  # T of every formed window, in order (for tests and studies)
         self.chosen_at_s: list[float] = []  # when each of those windows was formed
-        self._pending: tuple[float, int, int] | None = None
+        self._pending: tuple[int, float, int, int] | None = None
+        self._share = 0.5  # of the SLO budget a streaming window may take (see form)
         self._wake_s: float | None = None
         self.held = 0  # times the controller chose to wait for a fuller window
+
+    @property
+    def model(self) -> _DurationModel:
+        """The duration model of the first filler (the only one unless stages stream separately)."""
+        return self.models.setdefault(0, _DurationModel())
 
     def wake_time_s(self) -> float | None:
         """When a held window must start at the latest (the policy's ``wake_time_s``)."""
         return self._wake_s
 
-    def form(self, policy, now_s: float):
-        """Form the policy's next window with an automatically chosen T (or ``None`` when idle)."""
+    def form(self, filler, lengths: np.ndarray, arrivals_s: np.ndarray, now_s: float, key: int = 0,
+             busy_elsewhere: bool = False, stages: int = 1):
+        """Form ``filler``'s next window with an automatically chosen T (or ``None`` to wait).
+
+        ``busy_elsewhere``: other stages hold sequences in flight (then the controller never holds).
+        ``stages``: how many stages a request passes through one after the other (streaming only): each
+        of them adds windows to its latency, so a streaming window gets ``1 / (stages + 1)`` of the
+        budget (half of it with one stage, as in a unidirectional model).
+        """
+        self._share = 1.0 / (stages + 1)
         if self._pending is not None:  # the previous window just ended: asked again as soon as it did
-            start_s, width, rows = self._pending
-            self.model.add(width, rows, now_s - start_s)
+            pending_key, start_s, width, rows = self._pending
+            self.models.setdefault(pending_key, _DurationModel()).add(width, rows, now_s - start_s)
             self._pending = None
         self._wake_s = None
-        t = self.choose(policy, now_s)
+        model = self.models.setdefault(key, _DurationModel())
+        t = self.choose(filler, lengths, arrivals_s, now_s, model)
         if t is None:
             return None
-        if self._hold(policy, now_s, t):
+        if not busy_elsewhere and self._hold(filler, lengths, arrivals_s, now_s, t, model):
             return None
-        window = policy._pack_whole(t) if policy.model.bidirectional else policy._stream(t)
+        window = filler.form(t, lengths)
         if window is not None:
             self.chosen.append(t)
             self.chosen_at_s.append(now_s)
             rows = int(np.unique(window.rows).size)
-            self._pending = (now_s, int(window.width), rows)
+            self._pending = (key, now_s, int(window.width), rows)
         return window
 
-    def choose(self, policy, now_s: float) -> int | None:
+    def choose(self, filler, lengths: np.ndarray, arrivals_s: np.ndarray, now_s: float,
+               model: _DurationModel | None = None) -> int | None:
         """T for the window formed now, or ``None`` when there is nothing to run."""
-        b = policy.batch_size
-        lookahead = policy.lookahead or 4 * b
-        queue = policy.queue
-        waiting = [queue[i] for i in range(min(len(queue), max(lookahead, b)))]
-        lengths = policy.lengths
-        active = np.zeros(0, dtype=np.int64)
-        if not policy.model.bidirectional:
-            active = policy._slot_request[policy._slot_request >= 0]
+        model = model or self.model
+        b = filler.slots
+        queue = filler.queue
+        waiting = [queue[i] for i in range(min(len(queue), max(filler.lookahead, b)))]
+        active, held = filler.in_flight()
         if not waiting and active.size == 0:
             return None
         work = int(lengths[waiting].sum())
         if active.size:
-            held = policy._slot_position[policy._slot_request >= 0]
             work += int((lengths[active] - held).sum())
         low, high = self.min_timesteps, self.max_timesteps
         t_fill = min(high, max(low, math.ceil(work / b)))
-        if self.latency_slo_s is None or not self.model.samples:
+        if self.latency_slo_s is None or not model.samples:
             return t_fill  # no objective, or nothing learnt yet about window times
         ids = np.concatenate([active, np.asarray(waiting[:1], dtype=np.int64)])
-        age_s = now_s - float(policy.arrivals_s[ids].min())
+        age_s = now_s - float(arrivals_s[ids].min())
         longest = int(lengths[waiting[:b]].max()) if waiting else 0
         budget_s = MARGIN * self.latency_slo_s - age_s
         t = t_fill
-        if not policy.model.bidirectional:
+        if not filler.packs:
             # streaming: a longer window only delays the queued requests' start (they then need their own
             # time-steps too, hence half the budget) and loads every layer's weights fewer times
-            t, budget_s = high, budget_s / 2
+            t, budget_s = high, budget_s * self._share
         while True:
-            if self._predict(t, longest, work, b, policy.model.bidirectional) <= budget_s:
+            if _predict(model, t, longest, work, b, filler.packs) <= budget_s:
                 return t
             if t <= low:
                 return t_fill  # overloaded: the oldest request misses anyway; drain at the best rate
             t = max(low, t // 2)
 
-    def _hold(self, policy, now_s: float, t: int) -> bool:
+    def _hold(self, filler, lengths, arrivals_s, now_s: float, t: int, model: _DurationModel) -> bool:
         """Wait for more arrivals when slots would stay empty and the SLO leaves time (sets the wake time)."""
-        if self.latency_slo_s is None or len(self.model.samples) < 2 or len(policy.queue) >= policy.batch_size:
+        if self.latency_slo_s is None or len(model.samples) < 2 or len(filler.queue) >= filler.slots:
             return False
-        if not policy.model.bidirectional and np.any(policy._slot_request >= 0):
+        if filler.in_flight()[0].size:
             return False  # sequences in flight: never stall them
-        waiting = list(policy.queue)
-        work = int(policy.lengths[waiting].sum())
-        longest = int(policy.lengths[waiting].max())
-        bidirectional = policy.model.bidirectional
+        waiting = list(filler.queue)
+        work = int(lengths[waiting].sum())
+        longest = int(lengths[waiting].max())
         budget_s = MARGIN * self.latency_slo_s
-        if bidirectional:  # every held sequence completes in the window formed at the deadline
-            duration_s = self._predict(t, longest, work, policy.batch_size, True)
+        if filler.packs:  # every held sequence completes in the window formed at the deadline
+            duration_s = _predict(model, t, longest, work, filler.slots, True)
         else:  # streaming: the longest must run all its time-steps, within half the budget (as in choose)
-            duration_s = self._predict(max(t, longest), longest, work, policy.batch_size, False)
-            budget_s /= 2
-        deadline_s = float(policy.arrivals_s[waiting[0]]) + budget_s - duration_s
+            duration_s = _predict(model, max(t, longest), longest, work, filler.slots, False)
+            budget_s *= self._share
+        deadline_s = float(arrivals_s[waiting[0]]) + budget_s - duration_s
         if now_s >= deadline_s - 1e-12:
             return False
         self._wake_s = deadline_s
         self.held += 1
         return True
 
-    def _predict(self, t: int, longest: int, work: int, b: int, bidirectional: bool) -> float:
-        width = max(t, longest) if bidirectional else t
-        rows = min(b, max(1, math.ceil(work / max(width, 1))))
-        return self.model.predict(width, rows)
+
+def _predict(model: _DurationModel, t: int, longest: int, work: int, b: int, packs: bool) -> float:
+    width = max(t, longest) if packs else t
+    rows = min(b, max(1, math.ceil(work / max(width, 1))))
+    return model.predict(width, rows)

@@ -9,8 +9,10 @@ Life cycle of a policy object, driven by a simulator or an engine::
                                               # returns the ids of requests it completed
     policy.wake_time_s()                      # when idle with work queued: the time to ask again, or None
 
-A policy never sees the hardware's time or energy. A new policy subclasses :class:`Policy`, declares
-its parameters in ``__init__`` (keyword-only, validated there) and registers itself with ``@register``.
+A policy never sees the hardware's time or energy. A new policy is one new file in this package: it
+subclasses :class:`Policy`, declares its parameters in ``__init__`` (keyword-only, validated there),
+lists a few parameter sets in ``example_params`` (the invariant tests run every policy with each of
+them) and registers itself with ``@register``.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ class Policy:
     """Base class: request bookkeeping shared by every policy. Subclasses implement the hooks."""
 
     name: str = "policy"
+    #: parameter sets the test suites run this policy with (small batches and windows, each option used)
+    example_params: tuple[dict, ...] = ({},)
 
     def start(self, model: RNNModel) -> None:
         self.model = model

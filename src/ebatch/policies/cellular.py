@@ -1,8 +1,17 @@
 """``cellular``: cellular batching (BatchMaker, Gao et al., EuroSys 2018), as DESIGN.md section 4 specifies.
 
 Each invocation runs one time-step of one cell type (layer, direction) for up to B requests whose next
-cell of that type is ready. The type with the most ready cells is chosen (ties: the type holding the
-oldest ready request, then the lower type index), and within it the B oldest ready requests. Requests
+cell of that type is ready; within the chosen type, the B oldest ready requests. Which type runs is
+``priority``:
+
+- ``"most-ready"``: the type with the most ready cells (ties: the type holding the oldest ready
+  request, then the lower type index). Fullest batches; under load, requests deep in the model wait
+  while new arrivals keep the first layer's count highest.
+- ``"oldest"``: the type holding the oldest ready request (ties: the most ready cells, then the lower
+  type index). Requests move through the model in arrival order.
+
+docs/design.md compares the two and says which BatchMaker's paper describes and why the default is what
+it is. Requests
 join at any invocation. Dependencies: a cell of a unidirectional layer at position t needs the layer
 below's output at t; a bidirectional layer starts only once the layer below is done for all time-steps
 (and a layer below that is bidirectional is done only when both of its directions are).
@@ -22,13 +31,21 @@ from ebatch.model import RNNModel
 from ebatch.policies.base import Policy, check_positive_int, register
 from ebatch.step import BatchStep
 
-__all__ = ["Cellular"]
+__all__ = ["Cellular", "PRIORITIES"]
+
+PRIORITIES = ("most-ready", "oldest")
 
 
 @register("cellular")
 class Cellular(Policy):
-    def __init__(self, batch_size: int = 64) -> None:
+    example_params = ({"batch_size": 3}, {"batch_size": 2, "priority": "most-ready"},
+                      {"batch_size": 4, "priority": "oldest"})
+
+    def __init__(self, batch_size: int = 64, priority: str = "most-ready") -> None:
         self.batch_size = check_positive_int("batch_size", batch_size)
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority: must be one of {', '.join(PRIORITIES)}, got {priority!r}")
+        self.priority = priority
 
     def start(self, model: RNNModel) -> None:
         super().start(model)
@@ -91,12 +108,15 @@ class Cellular(Policy):
         if best == 0:
             return None
         lo, hi = self._oldest, self.lengths.size
-        candidates = (counts == best).nonzero()[0]
-        if candidates.size > 1:  # tie: the type holding the oldest ready request
-            firsts = np.argmax(self._ready[candidates, lo:hi], axis=1)
-            c = int(candidates[int(np.argmin(firsts))])
+        if self.priority == "oldest":
+            c = self._type_of_oldest(lo, hi)
         else:
-            c = int(candidates[0])
+            candidates = (counts == best).nonzero()[0]
+            if candidates.size > 1:  # tie: the type holding the oldest ready request
+                firsts = np.argmax(self._ready[candidates, lo:hi], axis=1)
+                c = int(candidates[int(np.argmin(firsts))])
+            else:
+                c = int(candidates[0])
         ids = self._ready[c, lo:hi].nonzero()[0][: self.batch_size] + lo
         lengths = self.lengths[ids]
         positions = self._progress[c, ids]
@@ -129,6 +149,13 @@ class Cellular(Policy):
             seg_reset=positions == 0,
             fused=False,
         )
+
+    def _type_of_oldest(self, lo: int, hi: int) -> int:
+        """The cell type holding the oldest ready request; ties: most ready cells, then the lower index."""
+        busy = (self._counts > 0).nonzero()[0]
+        firsts = np.argmax(self._ready[busy, lo:hi], axis=1)
+        holders = busy[firsts == firsts.min()]
+        return int(holders[int(np.argmax(self._counts[holders]))])
 
     def on_step_done(self, step: BatchStep) -> np.ndarray:
         c = self._pending_type

@@ -3,38 +3,104 @@
 B slots, window of T time-steps. Each window is evaluated layer by layer (weights of a layer loaded
 once per window), and the hardware notifies the runtime as soon as a sequence's last cell is done.
 
-- Unidirectional models: slots *stream*. At each window start every slot's window is filled with the
-  rest of its current sequence, then queued sequences back to back (state reset at each start), until
-  T columns are full or the queue is empty. A sequence spanning windows carries its state. The window
-  is as wide as its fullest slot (at most T), so an emptying queue does not compute padding.
-- Models with a bidirectional layer: a sequence cannot be split (the backward direction needs its end).
-  Each window packs whole sequences into the B slots, first fit in FIFO order over the oldest
-  ``lookahead`` queued sequences; the window is ``W = max(T, longest of the B oldest)`` columns, so the
-  B oldest always fit, and shorter ones fill the remaining room of each slot. With speech lengths
-  (hundreds to thousands of frames) T therefore only acts above the longest of the B oldest: a larger T
-  packs more sequences per slot (less padding, fewer weight loads) at the price of longer windows.
+- Unidirectional models: slots *stream* (:class:`~ebatch.policies.fillers.StreamSlots`). At each window
+  start every slot's window is filled with the rest of its current sequence, then queued sequences back
+  to back (state reset at each start), until T columns are full or the queue is empty. A sequence
+  spanning windows carries its state. The window is as wide as its fullest slot (at most T), so an
+  emptying queue does not compute padding.
+- Models with a bidirectional layer, ``bidirectional=``:
+
+  - ``"stream"``: the model is cut into *stages*: each direction of a bidirectional layer is a stage, and
+    each run of consecutive unidirectional layers is one stage (evaluated layer by layer per window, as
+    a unidirectional model is). Every stage has its own B streaming slots; a backward stage walks each
+    sequence from its end. A sequence enters the stages of the next layer once every stage of its layer
+    has finished it (both directions of a bidirectional layer). Which stage runs the next window is
+    ``stage_order`` (below).
+  - ``"pack"``: a sequence is not split across windows. Each window packs whole sequences into the B
+    slots, first fit in FIFO order over the oldest ``lookahead`` queued sequences; the window is
+    ``W = max(T, longest of the B oldest)`` columns and runs every layer and direction. T only acts
+    above the longest of the B oldest, and slots run dry at window ends.
+
+``stage_order`` (stream mode, with more than one stage), evaluated among the stages holding work:
+
+- ``"fullest"`` (default): the stage whose window would hold the most useful cells (at most B x T);
+  ties go to the deepest stage. Full windows need no padding and share each weight load among the
+  most cells; going deepest first among equals moves sequences towards completion, so the layer
+  outputs waiting between layers stay few.
+- ``"full-oldest"``: a stage that fills a whole window, the deepest such; when none can, the stage
+  holding the oldest request.
+- ``"oldest"``: the stage holding the oldest request (ids increase in arrival order); ties deepest.
+- ``"deepest"``: the deepest stage with work (a pipeline that drains before it fills).
+- ``"shallowest"``: the shallowest stage with work (layer at a time: every stage runs with as many
+  sequences as it will ever hold, so the fewest windows offline; deeper layers wait under load).
+
+docs/design.md compares the rules (throughput, energy per request, p99 latency under load).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ebatch.model import RNNModel
 from ebatch.policies.auto import AutoTimesteps, check_timestep_params
 from ebatch.policies.base import check_positive_int, register
+from ebatch.policies.fillers import PackedQueue, StreamSlots
 from ebatch.policies.window import Window, WindowPolicy
 
-__all__ = ["EBatch"]
+__all__ = ["EBatch", "STAGE_ORDERS", "Stage"]
+
+BIDIRECTIONAL_MODES = ("stream", "pack")
+STAGE_ORDERS = ("fullest", "full-oldest", "oldest", "deepest", "shallowest")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Cell types evaluated together per window, fed by one filler; ``group`` is its layer group's index.
+
+    Every stage of a group must finish a sequence before it enters the next group.
+    """
+
+    cell_types: tuple[tuple[int, int], ...]
+    filler: StreamSlots
+    group: int
+
+
+def build_stages(model: RNNModel, slots: int, lookahead: int | None) -> list[Stage]:
+    """One stage per direction of each bidirectional layer, one per run of unidirectional layers."""
+    stages: list[Stage] = []
+    group, layer = 0, 0
+    while layer < model.num_layers:
+        if model.layers[layer].bidirectional:
+            for direction in (0, 1):
+                stages.append(Stage(((layer, direction),), StreamSlots(slots, direction == 1, lookahead), group))
+            layer += 1
+        else:
+            run = [layer]
+            while run[-1] + 1 < model.num_layers and not model.layers[run[-1] + 1].bidirectional:
+                run.append(run[-1] + 1)
+            stages.append(Stage(tuple((x, 0) for x in run), StreamSlots(slots, False, lookahead), group))
+            layer = run[-1] + 1
+        group += 1
+    return stages
 
 
 @register("ebatch")
 class EBatch(WindowPolicy):
     notify = True
+    example_params = ({"batch_size": 3, "timesteps": 4}, {"batch_size": 2, "timesteps": 6, "bidirectional": "pack"},
+                      {"batch_size": 4, "timesteps": 3, "stage_order": "oldest"},
+                      {"batch_size": 2, "timesteps": 5, "stage_order": "deepest"},
+                      {"batch_size": 3, "timesteps": 2, "stage_order": "full-oldest"},
+                      {"batch_size": 2, "timesteps": 3, "stage_order": "shallowest"})
 
     def __init__(
         self,
         batch_size: int = 64,
         timesteps: int | str = 16,
+        bidirectional: str = "stream",
+        stage_order: str = "fullest",
         lookahead: int | None = None,
         latency_slo_s: float | None = None,
         min_timesteps: int | None = None,
@@ -45,14 +111,24 @@ class EBatch(WindowPolicy):
         self.timesteps, self.latency_slo_s, self.min_timesteps, self.max_timesteps = check_timestep_params(
             timesteps, latency_slo_s, min_timesteps, max_timesteps
         )
+        if bidirectional not in BIDIRECTIONAL_MODES:
+            raise ValueError(f"bidirectional: must be one of {', '.join(BIDIRECTIONAL_MODES)}, got {bidirectional!r}")
+        self.bidirectional = bidirectional
+        if stage_order not in STAGE_ORDERS:
+            raise ValueError(f"stage_order: must be one of {', '.join(STAGE_ORDERS)}, got {stage_order!r}")
+        self.stage_order = stage_order
         if lookahead is not None:
             lookahead = check_positive_int("lookahead", lookahead)
         self.lookahead = lookahead
 
     def start(self, model: RNNModel) -> None:
         super().start(model)
-        self._slot_request = np.full(self.batch_size, -1, dtype=np.int64)
-        self._slot_position = np.zeros(self.batch_size, dtype=np.int64)
+        self.packs = model.bidirectional and self.bidirectional == "pack"
+        self._packed = PackedQueue(self.batch_size, self.lookahead) if self.packs else None
+        self.stages = [] if self.packs else build_stages(model, self.batch_size, self.lookahead)
+        self._groups = max((s.group for s in self.stages), default=0) + 1
+        self._left: dict[int, int] = {}  # request -> stages of its current group that have not finished it
+        self._running = -1  # the stage whose window is being evaluated
         self.auto = None
         if self.timesteps == "auto":
             self.auto = AutoTimesteps(self.latency_slo_s, self.min_timesteps, self.max_timesteps)
@@ -60,119 +136,78 @@ class EBatch(WindowPolicy):
     def wake_time_s(self) -> float | None:
         return self.auto.wake_time_s() if self.auto is not None else None
 
+    def _enqueue(self, ids: np.ndarray) -> None:
+        if self.packs:
+            self._packed.enqueue(ids, self.lengths)
+        else:
+            self._enter(ids, 0)
+
+    def _enter(self, ids: np.ndarray, group: int) -> None:
+        stages = [s for s in self.stages if s.group == group]
+        for stage in stages:
+            stage.filler.enqueue(ids, self.lengths)
+        if self._groups > 1:
+            self._left.update(dict.fromkeys(ids.tolist(), len(stages)))
+
+    # ---- forming windows ----------------------------------------------------------------------------
+
     def _form_window(self, now_s: float) -> Window | None:
-        if self.auto is not None:
-            return self.auto.form(self, now_s)
-        if self.model.bidirectional:
-            return self._pack_whole(self.timesteps)
-        return self._stream(self.timesteps)
-
-    # ---- unidirectional: streaming slots ------------------------------------------------------------
-
-    def _stream(self, t: int) -> Window | None:
-        current, position, lengths = self._slot_request, self._slot_position, self.lengths
-        # slots carrying a sequence: the rest of it, up to t columns (numpy over all such slots at once)
-        slots = (current >= 0).nonzero()[0]
-        carried = current[slots]
-        carried_start = position[slots]
-        remaining = lengths[carried] - carried_start
-        carried_n = np.minimum(remaining, t)
-        carried_done = carried_n == remaining
-        current[slots[carried_done]] = -1
-        position[slots[~carried_done]] = (carried_start + carried_n)[~carried_done]
-        # slots with room left take queued sequences back to back, in slot order, while the queue lasts
-        new_rows: list[int] = []
-        new_cols: list[int] = []
-        new_requests: list[int] = []
-        new_lengths: list[int] = []
-        queue = self.queue
-        free = (current < 0).nonzero()[0] if queue else slots[:0]  # empty, or ended in this window
-        if free.size:
-            used = np.zeros(self.batch_size, dtype=np.int64)
-            used[slots] = carried_n
-            for slot in free.tolist():
-                col = int(used[slot])
-                while col < t and queue:
-                    request = queue.popleft()
-                    length = int(lengths[request])
-                    n = min(t - col, length)
-                    new_rows.append(slot)
-                    new_cols.append(col)
-                    new_requests.append(request)
-                    new_lengths.append(n)
-                    col += n
-                    if n != length:
-                        current[slot], position[slot] = request, n
-                if not queue:
-                    break
-        if not new_rows:
-            if not slots.size:
-                return None
-            return Window(  # only carried sequences: one segment per slot, in slot order
-                width=int(carried_n.max()),
-                slots=self.batch_size,
-                rows=slots,
-                cols=np.zeros(slots.size, dtype=np.int64),
-                requests=carried,
-                starts=carried_start,
-                lengths=carried_n,
-                resets=np.zeros(slots.size, dtype=bool),
-                completes=carried[carried_done],
-            )
-        fresh = len(new_rows)
-        requests = np.concatenate([carried, np.array(new_requests, dtype=np.int64)])
-        seg_lengths = np.concatenate([carried_n, np.array(new_lengths, dtype=np.int64)])
-        rows = np.concatenate([slots, np.array(new_rows, dtype=np.int64)])
-        cols = np.concatenate([np.zeros(slots.size, dtype=np.int64), np.array(new_cols, dtype=np.int64)])
-        resets = np.concatenate([np.zeros(slots.size, dtype=bool), np.ones(fresh, dtype=bool)])
-        completes = np.concatenate([carried_done, seg_lengths[slots.size :] == lengths[requests[slots.size :]]])
-        order = np.lexsort((cols, rows))  # segments by slot, then column, as they fill the window
-        requests, seg_lengths, rows, cols = requests[order], seg_lengths[order], rows[order], cols[order]
-        return Window(
-            width=int((cols + seg_lengths).max()),
-            slots=self.batch_size,
-            rows=rows,
-            cols=cols,
-            requests=requests,
-            starts=np.concatenate([carried_start, np.zeros(fresh, dtype=np.int64)])[order],
-            lengths=seg_lengths,
-            resets=resets[order],
-            completes=requests[completes[order]],
-        )
-
-    # ---- bidirectional: whole sequences packed per window -------------------------------------------
-
-    def _pack_whole(self, t: int) -> Window | None:
-        if not self.queue:
+        if self.packs:
+            return self._fill(self._packed, now_s, 0, False)
+        busy = [i for i, s in enumerate(self.stages) if s.filler.has_work()]
+        if not busy:
             return None
-        b = self.batch_size
-        lookahead = self.lookahead or 4 * b
-        candidates = [self.queue[i] for i in range(min(len(self.queue), max(lookahead, b)))]
-        cand_lengths = self.lengths[candidates]
-        width = max(t, int(cand_lengths[:b].max()))
-        used = np.zeros(b, dtype=np.int64)
-        rows, cols, chosen = [], [], []
-        for request, length in zip(candidates, cand_lengths.tolist()):
-            fits = np.flatnonzero(used + length <= width)
-            if fits.size == 0:
-                continue
-            slot = int(fits[0])
-            rows.append(slot)
-            cols.append(int(used[slot]))
-            chosen.append(request)
-            used[slot] += length
-        taken = set(chosen)
-        self.queue = type(self.queue)(r for r in self.queue if r not in taken)
-        requests = np.array(chosen, dtype=np.int64)
-        n = requests.size
-        return Window(
-            width=int(used.max()),
-            slots=b,
-            rows=np.array(rows),
-            cols=np.array(cols),
-            requests=requests,
-            starts=np.zeros(n, dtype=np.int64),
-            lengths=self.lengths[requests],
-            resets=np.ones(n, dtype=bool),
-            completes=requests,
-        )
+        index = busy[0] if len(busy) == 1 else self._choose_stage(busy)
+        stage = self.stages[index]
+        window = self._fill(stage.filler, now_s, index, len(busy) > 1)
+        if window is None:
+            return None
+        self._running = index
+        return window if len(self.stages) == 1 else replace(window, cell_types=stage.cell_types)
+
+    def _fill(self, filler, now_s: float, key: int, busy_elsewhere: bool) -> Window | None:
+        if self.auto is not None:
+            return self.auto.form(filler, self.lengths, self.arrivals_s, now_s, key, busy_elsewhere,
+                                  max(1, len(self.stages)))
+        return filler.form(self.timesteps, self.lengths)
+
+    def _nominal_t(self) -> int:
+        """T used to compare stages: the fixed T, or under ``auto`` the last T chosen (its lower bound first)."""
+        if self.auto is None:
+            return self.timesteps
+        return self.auto.chosen[-1] if self.auto.chosen else self.auto.min_timesteps
+
+    def _choose_stage(self, busy: list[int]) -> int:
+        """The stage that runs the next window, by ``stage_order`` (see the module docstring)."""
+        stages, order = self.stages, self.stage_order
+        if order == "deepest":
+            return max(busy, key=lambda i: (stages[i].group, -i))
+        if order == "shallowest":
+            return min(busy, key=lambda i: (stages[i].group, i))
+        if order == "oldest":
+            return min(busy, key=lambda i: (stages[i].filler.oldest(), -stages[i].group, i))
+        t = self._nominal_t()
+        cells = {i: stages[i].filler.window_cells(t, self.lengths) for i in busy}
+        if order == "full-oldest":
+            full = [i for i in busy if cells[i] == self.batch_size * t]
+            if not full:
+                return min(busy, key=lambda i: (stages[i].filler.oldest(), -stages[i].group, i))
+            busy = full
+        return max(busy, key=lambda i: (cells[i], stages[i].group, -i))
+
+    # ---- a finished window --------------------------------------------------------------------------
+
+    def _window_done(self, window: Window) -> np.ndarray:
+        if self.packs or self._groups == 1:
+            return window.completes
+        group = self.stages[self._running].group
+        left, done, moving = self._left, [], []
+        for request in window.completes.tolist():
+            left[request] -= 1
+            if left[request] == 0:
+                (moving if group + 1 < self._groups else done).append(request)
+        for request in done:
+            del left[request]
+        if moving:
+            self._enter(np.array(moving, dtype=np.int64), group + 1)
+        return np.array(done, dtype=np.int64)

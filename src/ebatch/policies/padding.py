@@ -19,6 +19,8 @@ __all__ = ["Padding"]
 
 @register("padding")
 class Padding(WindowPolicy):
+    example_params = ({"batch_size": 3}, {"batch_size": 4, "sort_window": 6}, {"batch_size": 2, "max_wait_s": 1e-3})
+
     def __init__(self, batch_size: int = 64, max_wait_s: float = 0.0, sort_window: int | None = None) -> None:
         self.batch_size = check_positive_int("batch_size", batch_size)
         if not (isinstance(max_wait_s, (int, float)) and max_wait_s >= 0):

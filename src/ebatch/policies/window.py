@@ -1,8 +1,9 @@
 """Shared machinery of the layer-by-layer policies (sequential, padding, E-BATCH).
 
-These policies form a *window*: forward segments over ``slots x width`` cells, then evaluate it for every
-(layer, direction) of the model in order before forming the next window. A subclass only decides what
-the next window holds (:meth:`WindowPolicy._form_window`).
+These policies form a *window*: segments over ``slots x width`` cells, then evaluate it for every
+(layer, direction) of the window's cell types in order (by default all of the model's) before forming the
+next window. A subclass decides what the next window holds (:meth:`WindowPolicy._form_window`) and may
+act on the requests a finished window completes (:meth:`WindowPolicy._window_done`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,19 @@ from ebatch.step import BatchStep
 
 __all__ = ["Window", "WindowPolicy"]
 
+_NONE = np.zeros(0, dtype=np.int64)
+_NONE.flags.writeable = False
+
 
 @dataclass(frozen=True)
 class Window:
-    """Forward-order segments of one window and the requests whose last time-step it holds."""
+    """Segments of one window and the requests whose last cell (of these cell types) it holds.
+
+    ``cell_types``: the (layer, direction) pairs the window is evaluated for, in order; ``None`` means all
+    of the model's. ``mirrored``: the segments are whole sequences in forward order, and a backward step
+    mirrors them (columns from the window's end, positions from each sequence's end); otherwise every
+    step uses the segments as they are.
+    """
 
     width: int
     slots: int
@@ -32,6 +42,8 @@ class Window:
     lengths: np.ndarray
     resets: np.ndarray
     completes: np.ndarray
+    cell_types: tuple[tuple[int, int], ...] | None = None
+    mirrored: bool = True
 
 
 class WindowPolicy(Policy):
@@ -51,15 +63,19 @@ class WindowPolicy(Policy):
     def _form_window(self, now_s: float) -> Window | None:
         raise NotImplementedError
 
+    def _window_done(self, window: Window) -> np.ndarray:
+        """The ids of the requests a finished window completes (it held their last cells)."""
+        return window.completes
+
     def next_step(self, now_s: float) -> BatchStep | None:
         if self._window is None:
             self._window = self._form_window(now_s)
             self._cell_type = 0
             if self._window is None:
                 return None
-        layer, direction = self.model.cell_types[self._cell_type]
         w = self._window
-        if direction == 0:
+        layer, direction = (w.cell_types or self.model.cell_types)[self._cell_type]
+        if direction == 0 or not w.mirrored:
             cols, starts = w.cols, w.starts
         else:  # backward: columns mirrored, positions run from each segment's end to its start
             cols, starts = w.width - w.cols - w.lengths, w.starts + w.lengths - 1
@@ -79,11 +95,11 @@ class WindowPolicy(Policy):
 
     def on_step_done(self, step: BatchStep) -> np.ndarray:
         self._cell_type += 1
-        if self._cell_type < len(self.model.cell_types):
-            return np.zeros(0, dtype=np.int64)
-        done = self._window.completes
+        window = self._window
+        if self._cell_type < len(window.cell_types or self.model.cell_types):
+            return _NONE
         self._window = None
-        return done
+        return self._window_done(window)
 
 
 def whole_sequences(batch: list[int], lengths: np.ndarray, width: int, slots: int, rows=None, cols=None):
