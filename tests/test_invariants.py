@@ -155,7 +155,8 @@ def check_invariants(result, completed, model, workload, policy, params) -> None
         if policy == "padding":
             assert step.width == step.seg_length.max()
         if policy == "ebatch":
-            packs = model.bidirectional and params.get("bidirectional") == "pack"
+            default = ebatch.policies.get("ebatch").bidirectional
+            packs = model.bidirectional and params.get("bidirectional", default) == "pack"
             limit = max(params["timesteps"], int(lengths[step.seg_request].max())) if packs else params["timesteps"]
             assert step.width <= limit
     if policy in ("cellular", "sequential"):

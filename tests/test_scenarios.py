@@ -333,7 +333,7 @@ def test_ebatch_bidirectional_window_is_at_least_t():
 
 
 def test_ebatch_stream_refills_a_backward_slot_mid_window_and_waits_for_both_directions():
-    result = run("tiny-bilstm", [3, 5, 2], "ebatch", batch_size=2, timesteps=4)
+    result = run("tiny-bilstm", [3, 5, 2], "ebatch", batch_size=2, timesteps=4, bidirectional="stream")
     plan = result.plan
     # stages: layer 0 forward / backward, layer 1 forward / backward, each with 2 streaming slots.
     # window 1, layer 0 forward: slot 0 holds request 0, then request 1 from column 3 (split: 4 steps
@@ -362,9 +362,10 @@ def test_ebatch_stream_refills_a_backward_slot_mid_window_and_waits_for_both_dir
 
 def test_ebatch_stream_orders_stages_by_the_rule():
     lengths = [6, 6, 6, 2]
-    fullest = run("tiny-bilstm", lengths, "ebatch", batch_size=2, timesteps=4)
-    oldest = run("tiny-bilstm", lengths, "ebatch", batch_size=2, timesteps=4, stage_order="oldest")
-    deepest = run("tiny-bilstm", lengths, "ebatch", batch_size=2, timesteps=4, stage_order="deepest")
+    stream = {"batch_size": 2, "timesteps": 4, "bidirectional": "stream"}
+    fullest = run("tiny-bilstm", lengths, "ebatch", **stream)
+    oldest = run("tiny-bilstm", lengths, "ebatch", stage_order="oldest", **stream)
+    deepest = run("tiny-bilstm", lengths, "ebatch", stage_order="deepest", **stream)
     kinds = {name: [(s.layer, s.direction) for _, s in r.plan] for name, r in
              [("fullest", fullest), ("oldest", oldest), ("deepest", deepest)]}
     # every rule starts with layer 0 forward (nothing else is ready; forward before backward)
@@ -377,7 +378,7 @@ def test_ebatch_stream_orders_stages_by_the_rule():
 
 def test_ebatch_stream_mixed_model_streams_its_unidirectional_layers_together():
     # MIX: a bidirectional layer 0, then two unidirectional layers evaluated together per window
-    result = run(MIX, [2, 2], "ebatch", batch_size=2, timesteps=4)
+    result = run(MIX, [2, 2], "ebatch", batch_size=2, timesteps=4, bidirectional="stream")
     kinds = [(s.layer, s.direction) for _, s in result.plan]
     assert kinds == [(0, 0), (0, 1), (1, 0), (2, 0)]
     assert result.plan[2][1].seg_request.tolist() == result.plan[3][1].seg_request.tolist()
