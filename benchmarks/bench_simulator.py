@@ -1,7 +1,8 @@
 """Simulator speed: wall time of whole-split simulations, per policy configuration and preset.
 
-For each policy configuration (sequential; padding, also with ``sort_window=256``; cellular; ebatch with
-T = 16, 1 and 64; B = 64 throughout) and each preset, simulates every request of a real data set and
+For each policy configuration (sequential; padding, also with ``sort_window=256``; cellular with both
+priorities; ebatch with T = 16, 1 and 64, and streaming bidirectional layers at T = 16; B = 64
+throughout) and each preset, simulates every request of a real data set and
 reports the best wall time of ``--repeat`` runs (``ebatch.simulate`` plus ``summary()``; loading the
 workload is not timed), simulated requests and computed cells per wall second, and steps. The target
 (issue 2) is under 5 s per run on the project's 2-core machine.
@@ -43,7 +44,9 @@ POLICIES = (
     ("padding", "padding", {"batch_size": 64}),
     ("padding sort_window=256", "padding", {"batch_size": 64, "sort_window": 256}),
     ("cellular", "cellular", {"batch_size": 64}),
+    ("cellular priority=oldest", "cellular", {"batch_size": 64, "priority": "oldest"}),
     ("ebatch T=16", "ebatch", {"batch_size": 64, "timesteps": 16}),
+    ("ebatch stream T=16", "ebatch", {"batch_size": 64, "timesteps": 16, "bidirectional": "stream"}),
     ("ebatch T=1", "ebatch", {"batch_size": 64, "timesteps": 1}),
     ("ebatch T=64", "ebatch", {"batch_size": 64, "timesteps": 64}),
 )

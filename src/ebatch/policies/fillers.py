@@ -38,11 +38,14 @@ class StreamSlots:
         self.queued_cells = 0  # time-steps of the queued sequences, kept with the queue
         self.request = np.full(slots, -1, dtype=np.int64)  # the sequence each slot carries, or -1
         self.position = np.zeros(slots, dtype=np.int64)  # cells of it done (in processing order)
+        self.carrying = 0  # slots carrying a sequence into the next window
+        self._cells: tuple[int, int] | None = None  # (t, window_cells(t)) until the state changes
 
     def enqueue(self, ids, lengths: np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         self.queue.extend(ids.tolist())
         self.queued_cells += int(lengths[ids].sum())
+        self._cells = None
 
     def in_flight(self) -> tuple[np.ndarray, np.ndarray]:
         """Ids of the sequences the slots carry into the next window, and how many cells of each are done."""
@@ -50,10 +53,17 @@ class StreamSlots:
         return self.request[busy], self.position[busy]
 
     def has_work(self) -> bool:
-        return bool(self.queue) or bool(np.any(self.request >= 0))
+        return bool(self.queue) or self.carrying > 0
 
     def window_cells(self, t: int, lengths: np.ndarray) -> int:
         """Useful cells a window of ``t`` columns formed now would hold, as :meth:`form` would fill it."""
+        if self._cells is not None and self._cells[0] == t:
+            return self._cells[1]
+        cells = self._count_cells(t, lengths)
+        self._cells = (t, cells)
+        return cells
+
+    def _count_cells(self, t: int, lengths: np.ndarray) -> int:
         busy = self.request >= 0
         room = np.full(self.slots, t, dtype=np.int64)
         carried_n = np.minimum(lengths[self.request[busy]] - self.position[busy], t)
@@ -83,6 +93,12 @@ class StreamSlots:
         return min(candidates) if candidates else -1
 
     def form(self, t: int, lengths: np.ndarray) -> Window | None:
+        self._cells = None
+        window = self._fill(t, lengths)
+        self.carrying = int(np.count_nonzero(self.request >= 0))
+        return window
+
+    def _fill(self, t: int, lengths: np.ndarray) -> Window | None:
         current, position = self.request, self.position
         # slots carrying a sequence: the rest of it, up to t columns (numpy over all such slots at once)
         slots = (current >= 0).nonzero()[0]
