@@ -178,7 +178,7 @@ def policies(fmt: Format = "table") -> None:
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().split("\n\n")[0].replace("``", "")
         doc = " ".join(doc.split())
         rows.append({"name": name, "parameters": params, "description": doc})
-        table.add_row(name, " ".join(f"{k}={v}" for k, v in params.items()) or "-", doc)
+        table.add_row(name, "\n".join(f"{k}={v}" for k, v in params.items()) or "-", doc)
     _emit(fmt, rows, [table])
 
 
