@@ -16,6 +16,7 @@ from ebatch.model import Layer, RNNModel
 from ebatch.step import BatchStep
 
 __all__ = [
+    "BI1",
     "MIX",
     "ONE",
     "UNI_BI",
@@ -30,6 +31,8 @@ __all__ = [
 ONE = RNNModel("one-layer", (Layer("lstm", 4, 4),))
 #: GNMT-encoder-like mix: first layer bidirectional (concatenated), the rest unidirectional.
 MIX = RNNModel("gnmt-like", (Layer("lstm", 8, 16, True), Layer("lstm", 32, 16), Layer("lstm", 16, 16)))
+#: One bidirectional LSTM layer: both directions of one layer finish a request.
+BI1 = RNNModel("bi-1", (Layer("lstm", 4, 8, True),))
 #: A unidirectional GRU layer under a bidirectional one (a bidirectional layer fed by a streaming one).
 UNI_BI = RNNModel("uni-bi", (Layer("gru", 8, 16), Layer("gru", 16, 16, True), Layer("gru", 32, 8)))
 

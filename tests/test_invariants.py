@@ -19,11 +19,11 @@ import ebatch
 from ebatch.hardware.cost import ENERGY_KEYS
 from ebatch.hardware.preset import preset_names
 from ebatch.model import get_model
-from simtools import MIX, UNI_BI, cell_log
+from simtools import BI1, MIX, UNI_BI, cell_log
 
 POLICIES = ebatch.policies.available()
 PRESETS = preset_names()
-MODELS = ["tiny-lstm", "tiny-gru", "tiny-bilstm", "gnmt-enc", MIX, UNI_BI]
+MODELS = ["tiny-lstm", "tiny-gru", "tiny-bilstm", "gnmt-enc", MIX, UNI_BI, BI1]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -7,10 +7,16 @@ Life cycle of a policy object, driven by a simulator or an engine::
     step = policy.next_step(now_s)            # the backend is free: a BatchStep, or None to idle
     done = policy.on_step_done(step)          # the step (or, for a non-fused run, a prefix) ran;
                                               # returns the ids of requests it completed
+    dropped = policy.cancel(ids)              # between steps: forget these requests (cancelled, expired)
     policy.wake_time_s()                      # when idle with work queued: the time to ask again, or None
 
+Per-request bookkeeping lives in :class:`~ebatch.policies.ids.IdArray` columns that forget finished
+(completed or cancelled) requests, so a policy's memory follows the requests in flight, not the number
+ever served.
+
 A policy never sees the hardware's time or energy. A new policy is one new file in this package: it
-subclasses :class:`Policy`, declares its parameters in ``__init__`` (keyword-only, validated there),
+subclasses :class:`Policy`, implements ``_enqueue``, ``next_step``, ``_step_done`` and ``_cancel``,
+declares its parameters in ``__init__`` (keyword-only, validated there),
 lists a few parameter sets in ``example_params`` (the invariant tests run every policy with each of
 them) and registers itself with ``@register``.
 """
@@ -23,6 +29,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ebatch.model import RNNModel
+from ebatch.policies.ids import IdArray
 from ebatch.step import BatchStep
 
 __all__ = ["Policy", "available", "get", "register", "check_positive_int"]
@@ -86,16 +93,56 @@ class Policy:
 
     def start(self, model: RNNModel) -> None:
         self.model = model
-        self.lengths = np.zeros(0, dtype=np.int64)
-        self.arrivals_s = np.zeros(0, dtype=np.float64)
+        self.lengths = IdArray(np.int64)
+        self.arrivals_s = IdArray(np.float64)
+        self.finished = IdArray(bool)
+        self.live_from = 0  # the oldest request not yet finished (completed or cancelled)
+        self._columns = [self.lengths, self.arrivals_s, self.finished]
+
+    def track(self, column: IdArray) -> IdArray:
+        """Make ``column`` forget finished requests along with the policy's own columns; returns it."""
+        self._columns.append(column)
+        return column
 
     def on_arrival(self, ids: np.ndarray, lengths: np.ndarray, now_s: float) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         if ids.size and ids[0] != self.lengths.size:
             raise ValueError(f"policy: request ids must arrive in order; expected {self.lengths.size}")
-        self.lengths = np.concatenate([self.lengths, np.asarray(lengths, dtype=np.int64)])
-        self.arrivals_s = np.concatenate([self.arrivals_s, np.full(ids.size, now_s)])
+        self.lengths.append(np.asarray(lengths, dtype=np.int64))
+        self.arrivals_s.append(np.full(ids.size, now_s))
+        self.finished.append(np.zeros(ids.size, dtype=bool))
         self._enqueue(ids)
+
+    def on_step_done(self, step: BatchStep) -> np.ndarray:
+        """The step (or a prefix of a non-fused run) ran; returns the ids of the requests it completed."""
+        done = self._step_done(step)
+        self._retire(done)
+        return done
+
+    def cancel(self, ids) -> np.ndarray:
+        """Forget requests (cancelled or expired) between steps; returns the ids that were still live.
+
+        A cancelled request leaves its queue or slot before the next step; every other request's plan
+        goes on unchanged. Ids already finished or unknown are ignored.
+        """
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        ids = ids[(ids >= self.live_from) & (ids < self.lengths.size)]
+        ids = ids[~self.finished[ids]] if ids.size else ids
+        if ids.size:
+            self._cancel(ids)
+            self._retire(ids)
+        return ids
+
+    def _retire(self, ids: np.ndarray) -> None:
+        if not len(ids):
+            return
+        self.finished[ids] = True
+        live, n = self.live_from, self.lengths.size
+        if live < n and self.finished[live]:
+            pending = np.flatnonzero(~self.finished[live:n])
+            self.live_from = live + (int(pending[0]) if pending.size else n - live)
+            for column in self._columns:
+                column.forget_below(self.live_from)
 
     def _enqueue(self, ids: np.ndarray) -> None:
         raise NotImplementedError
@@ -103,7 +150,11 @@ class Policy:
     def next_step(self, now_s: float) -> BatchStep | None:
         raise NotImplementedError
 
-    def on_step_done(self, step: BatchStep) -> np.ndarray:
+    def _step_done(self, step: BatchStep) -> np.ndarray:
+        raise NotImplementedError
+
+    def _cancel(self, ids: np.ndarray) -> None:
+        """Drop live requests ``ids`` from queues, slots and windows (called between steps)."""
         raise NotImplementedError
 
     def wake_time_s(self) -> float | None:

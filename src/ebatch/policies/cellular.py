@@ -29,6 +29,7 @@ import numpy as np
 
 from ebatch.model import RNNModel
 from ebatch.policies.base import Policy, check_positive_int, register
+from ebatch.policies.ids import IdArray
 from ebatch.step import BatchStep
 
 __all__ = ["Cellular", "PRIORITIES"]
@@ -69,26 +70,26 @@ class Cellular(Policy):
             and bool(self._layer_bi[self._type_layer[c] + 1])
             for c in range(len(types))
         ]
-        capacity = 1024
-        self._progress = np.zeros((len(types), capacity), dtype=np.int64)
-        self._ready = np.zeros((len(types), capacity), dtype=bool)
-        self._done = np.zeros(capacity, dtype=bool)
+        self._progress = self.track(IdArray(np.int64, shape=(len(types),)))  # cells done, per type and request
+        self._ready = self.track(IdArray(bool, shape=(len(types),)))  # next cell of the type is ready
         self._counts = np.zeros(len(types), dtype=np.int64)
-        self._oldest = 0  # lowest id not yet completed
         self._pending_type = -1
         self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # ids, lengths, input limit
         self._aranges: dict[int, np.ndarray] = {}  # read-only 0..k-1, shared by steps as rows
         self._zeros: dict[int, np.ndarray] = {}
 
     def _enqueue(self, ids: np.ndarray) -> None:
-        n = self.lengths.size
-        if n > self._done.size:
-            grow = max(n, 2 * self._done.size) - self._done.size
-            self._progress = np.pad(self._progress, ((0, 0), (0, grow)))
-            self._ready = np.pad(self._ready, ((0, 0), (0, grow)))
-            self._done = np.pad(self._done, (0, grow))
-        self._ready[np.ix_(self._first_types, ids)] = True
+        types = len(self._counts)
+        self._progress.append(np.zeros((types, ids.size), dtype=np.int64))
+        ready = np.zeros((types, ids.size), dtype=bool)
+        ready[self._first_types] = True
+        self._ready.append(ready)
         self._counts[self._first_types] += ids.size
+
+    def _cancel(self, ids: np.ndarray) -> None:
+        ready = self._ready[:, ids]
+        self._counts -= ready.sum(axis=1)
+        self._ready[:, ids] = False
 
     def _layer_input(self, layer: int, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """How many leading positions of layer ``layer``'s input are available to requests ``ids``: all of
@@ -107,7 +108,7 @@ class Cellular(Policy):
         best = counts.max()
         if best == 0:
             return None
-        lo, hi = self._oldest, self.lengths.size
+        lo, hi = self.live_from, self.lengths.size
         if self.priority == "oldest":
             c = self._type_of_oldest(lo, hi)
         else:
@@ -157,7 +158,7 @@ class Cellular(Policy):
         holders = busy[firsts == firsts.min()]
         return int(holders[int(np.argmax(self._counts[holders]))])
 
-    def on_step_done(self, step: BatchStep) -> np.ndarray:
+    def _step_done(self, step: BatchStep) -> np.ndarray:
         c = self._pending_type
         # a prefix keeps every segment, so these are the step's requests; arrivals since next_step did
         # not touch their progress, so the input limit computed there still holds
@@ -188,9 +189,4 @@ class Cellular(Policy):
                     self._ready[t, changed] = ready
         if finished.size:
             finished = finished[(self._progress[:, finished] == lengths[ended]).all(axis=0)]
-        if finished.size:
-            self._done[finished] = True
-            n = self.lengths.size
-            while self._oldest < n and self._done[self._oldest]:
-                self._oldest += 1
         return finished

@@ -144,11 +144,18 @@ class EBatch(WindowPolicy):
         else:
             self._enter(ids, 0)
 
+    def _cancel(self, ids: np.ndarray) -> None:
+        super()._cancel(ids)  # the window being evaluated
+        for filler in [s.filler for s in self.stages] + ([self._packed] if self._packed else []):
+            filler.drop(ids, self.lengths)
+        for request in ids.tolist():
+            self._left.pop(request, None)
+
     def _enter(self, ids: np.ndarray, group: int) -> None:
         stages = [s for s in self.stages if s.group == group]
         for stage in stages:
             stage.filler.enqueue(ids, self.lengths)
-        if self._groups > 1:
+        if len(self.stages) > 1:
             self._left.update(dict.fromkeys(ids.tolist(), len(stages)))
 
     # ---- forming windows ----------------------------------------------------------------------------
@@ -200,7 +207,7 @@ class EBatch(WindowPolicy):
     # ---- a finished window --------------------------------------------------------------------------
 
     def _window_done(self, window: Window) -> np.ndarray:
-        if self.packs or self._groups == 1:
+        if self.packs or len(self.stages) == 1:
             return window.completes
         group = self.stages[self._running].group
         left, done, moving = self._left, [], []

@@ -47,6 +47,17 @@ class StreamSlots:
         self.queued_cells += int(lengths[ids].sum())
         self._cells = None
 
+    def drop(self, ids: np.ndarray, lengths) -> None:
+        """Forget requests ``ids``: out of the queue, and out of the slots carrying them."""
+        gone = set(ids.tolist())
+        kept = [r for r in self.queue if r not in gone]
+        if len(kept) != len(self.queue):
+            self.queued_cells -= int(lengths[[r for r in self.queue if r in gone]].sum())
+            self.queue = deque(kept)
+        self.request[np.isin(self.request, ids)] = -1
+        self.carrying = int(np.count_nonzero(self.request >= 0))
+        self._cells = None
+
     def in_flight(self) -> tuple[np.ndarray, np.ndarray]:
         """Ids of the sequences the slots carry into the next window, and how many cells of each are done."""
         busy = self.request >= 0
@@ -174,6 +185,10 @@ class PackedQueue:
 
     def enqueue(self, ids, lengths: np.ndarray) -> None:
         self.queue.extend(np.asarray(ids, dtype=np.int64).tolist())
+
+    def drop(self, ids: np.ndarray, lengths) -> None:
+        gone = set(ids.tolist())
+        self.queue = deque(r for r in self.queue if r not in gone)
 
     def in_flight(self) -> tuple[np.ndarray, np.ndarray]:
         return _EMPTY, _EMPTY  # a packed window completes every sequence it holds

@@ -9,7 +9,7 @@ act on the requests a finished window completes (:meth:`WindowPolicy._window_don
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -44,6 +44,17 @@ class Window:
     completes: np.ndarray
     cell_types: tuple[tuple[int, int], ...] | None = None
     mirrored: bool = True
+
+    def without(self, ids: np.ndarray) -> Window | None:
+        """This window with the segments of requests ``ids`` removed (cancelled); ``None`` if it empties."""
+        keep = ~np.isin(self.requests, ids)
+        if keep.all():
+            return self
+        if not keep.any():
+            return None
+        return replace(self, rows=self.rows[keep], cols=self.cols[keep], requests=self.requests[keep],
+                       starts=self.starts[keep], lengths=self.lengths[keep], resets=self.resets[keep],
+                       completes=self.completes[~np.isin(self.completes, ids)])
 
 
 class WindowPolicy(Policy):
@@ -93,7 +104,13 @@ class WindowPolicy(Policy):
             notify=self.notify,
         )
 
-    def on_step_done(self, step: BatchStep) -> np.ndarray:
+    def _cancel(self, ids: np.ndarray) -> None:
+        gone = set(ids.tolist())
+        self.queue = type(self.queue)(r for r in self.queue if r not in gone)
+        if self._window is not None:
+            self._window = self._window.without(ids)  # None when nothing of it is left
+
+    def _step_done(self, step: BatchStep) -> np.ndarray:
         self._cell_type += 1
         window = self._window
         if self._cell_type < len(window.cell_types or self.model.cell_types):
