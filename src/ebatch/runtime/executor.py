@@ -86,6 +86,17 @@ class Executor:
         self._lengths[request] = int(len(x))
         self._progress[request] = np.zeros(len(self._types), dtype=np.int64)
 
+    def forget(self, request: int) -> None:
+        """Drop everything kept for ``request`` (cancelled): its input, layer outputs, states and result."""
+        self._inputs.pop(request, None)
+        self._lengths.pop(request, None)
+        self._progress.pop(request, None)
+        self._results.pop(request, None)
+        for store in self._outputs:
+            store.pop(request, None)
+        for states in self._states:
+            states.pop(request, None)
+
     def pop_result(self, request: int) -> np.ndarray:
         """The last layer's output ``[length, output_size]`` of a completed request (once)."""
         return self._results.pop(request)

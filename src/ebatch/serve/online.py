@@ -1,0 +1,291 @@
+"""``OnlineEngine``: a batching policy serving requests as they arrive, on the wall clock.
+
+The engine owns one policy and one executor and runs the simulator's life cycle on a clock: take new
+arrivals and cancellations into the policy, ``next_step(now)``, execute it, ``on_step_done``, hand the
+finished outputs to their futures, then wait until the next arrival or the policy's ``wake_time_s``. The
+policy objects and ``BatchStep``s are the simulator's; no policy code is forked.
+
+Life cycle::
+
+    engine = OnlineEngine(executor, policy)        # a worker thread starts (start=False: drive poll())
+    future = engine.submit(x, deadline_s=0.5)       # any thread; x is [length, features]
+    result = future.result()                        # InferenceResult(output, queue_s, compute_s)
+    engine.cancel(future)                           # the request leaves its slot at the next step boundary
+    engine.close(drain_timeout_s=10.0)              # stop admitting, finish what was admitted, stop
+
+Every submitted request gets exactly one outcome on its future: an :class:`InferenceResult`, or one of
+:class:`Rejected` (bad input, queue full, engine closed), :class:`DeadlineExceeded` (still queued when
+its deadline passed), :class:`Cancelled`, or the executor's error. The clock is injectable
+(``clock=`` a function returning seconds): with ``start=False`` a test calls :meth:`OnlineEngine.poll`
+itself and every decision is deterministic. Memory: the engine and the policy keep only requests in
+flight.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+
+from ebatch.policies.base import Policy
+from ebatch.runtime.engine import SequenceError, validate_sequence
+from ebatch.runtime.executor import Executor
+
+__all__ = ["Cancelled", "DeadlineExceeded", "InferenceResult", "OnlineEngine", "Rejected", "RequestFuture"]
+
+
+class Rejected(Exception):
+    """The request was not admitted: bad input, a full queue (``retry_after_s`` says when to retry), or a
+    closed engine."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(Exception):
+    """The request's deadline passed while it was still queued."""
+
+
+class Cancelled(Exception):
+    """The request was cancelled (:meth:`OnlineEngine.cancel`) or dropped when the engine closed."""
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    """One request's output ``[length, output_size]`` and where its time went (seconds on the clock)."""
+
+    output: np.ndarray
+    queue_s: float  # from admission to the first step holding it
+    compute_s: float  # from that step's start to the end of the step that completed it
+
+
+class RequestFuture(Future):
+    """A :class:`concurrent.futures.Future` that knows its request id (for :meth:`OnlineEngine.cancel`)."""
+
+    request_id: int = -1
+
+
+@dataclass
+class _Request:
+    future: RequestFuture
+    length: int
+    admitted_s: float
+    deadline_s: float  # absolute, on the engine's clock; inf without one
+    started_s: float = math.nan
+
+
+class OnlineEngine:
+    """One policy and one executor serving requests on a clock (see the module docstring).
+
+    ``max_queued_requests`` / ``max_queued_cells`` bound the requests admitted but not yet started, by
+    count and by time-steps of work; over either bound :meth:`submit` rejects at once. Raises
+    ``ValueError`` for a bound below 1.
+    """
+
+    def __init__(self, executor: Executor, policy: Policy, clock: Callable[[], float] = time.monotonic,
+                 max_queued_requests: int | None = None, max_queued_cells: int | None = None,
+                 start: bool = True) -> None:
+        for name, bound in (("max_queued_requests", max_queued_requests), ("max_queued_cells", max_queued_cells)):
+            if bound is not None and bound < 1:
+                raise ValueError(f"{name}: must be >= 1 or None, got {bound}")
+        self.executor, self.policy, self.clock = executor, policy, clock
+        self.model = executor.model
+        self.max_queued_requests, self.max_queued_cells = max_queued_requests, max_queued_cells
+        executor.reset()
+        policy.start(self.model)
+        self._lock = threading.Condition()
+        self._inbox: deque[tuple[int, np.ndarray]] = deque()  # admitted, not yet given to the policy
+        self._cancels: set[int] = set()
+        self._requests: dict[int, _Request] = {}  # every request admitted and not yet answered
+        self._queued_cells = 0  # time-steps of admitted requests no step has held yet
+        self._next_id = 0
+        self._closing = False
+        self._closed = False
+        self.steps = 0
+        self._thread: threading.Thread | None = None
+        if start:
+            self._thread = threading.Thread(target=self._serve, name="ebatch-online-engine", daemon=True)
+            self._thread.start()
+
+    # ---- any thread ---------------------------------------------------------------------------------
+
+    def submit(self, x, deadline_s: float | None = None) -> RequestFuture:
+        """Queue one sequence; its future resolves to an :class:`InferenceResult` or an error.
+
+        ``deadline_s``: seconds from now by which the request must have started (else
+        :class:`DeadlineExceeded`). Bad input or a full queue resolve the future at once with
+        :class:`Rejected`.
+        """
+        future = RequestFuture()
+        future.set_running_or_notify_cancel()
+        try:
+            array = validate_sequence(0, x, self.model.layers[0].input_size)
+        except SequenceError as exc:
+            future.set_exception(Rejected(f"input: {str(exc).removeprefix('sequence 0: ')}"))
+            return future
+        if deadline_s is not None and not deadline_s > 0:
+            future.set_exception(Rejected(f"deadline_s: must be a number of seconds > 0, got {deadline_s!r}"))
+            return future
+        length = len(array)
+        with self._lock:
+            reason = self._refusal(length)
+            if reason is not None:
+                future.set_exception(reason)
+                return future
+            now = self.clock()
+            request = self._next_id
+            self._next_id += 1
+            deadline = math.inf if deadline_s is None else now + deadline_s
+            self._requests[request] = _Request(future, length, now, deadline)
+            self._queued_cells += length
+            self._inbox.append((request, array))
+            future.request_id = request
+            self._lock.notify()
+        return future
+
+    def cancel(self, future: Future) -> bool:
+        """Ask to drop a submitted request; it leaves its slot at the next step boundary. Returns whether
+        it was still unanswered."""
+        request = getattr(future, "request_id", -1)
+        with self._lock:
+            if request not in self._requests:
+                return False
+            self._cancels.add(request)
+            self._lock.notify()
+            return True
+
+    def close(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop admitting; let admitted requests finish for up to ``drain_timeout_s``; cancel the rest."""
+        with self._lock:
+            self._closing = True
+            self._lock.notify()
+        if self._thread is not None:
+            self._thread.join(drain_timeout_s)
+        with self._lock:
+            self._closed = True
+            self._cancels.update(self._requests)
+            self._lock.notify()
+        if self._thread is not None:
+            self._thread.join()
+        else:
+            self.poll()
+
+    @property
+    def queued_requests(self) -> int:
+        with self._lock:
+            return sum(1 for r in self._requests.values() if math.isnan(r.started_s))
+
+    @property
+    def queued_cells(self) -> int:
+        with self._lock:
+            return self._queued_cells
+
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted and not yet answered."""
+        with self._lock:
+            return len(self._requests)
+
+    def _refusal(self, length: int) -> Rejected | None:
+        if self._closing:
+            return Rejected("engine: closed; not admitting new requests")
+        queued = sum(1 for r in self._requests.values() if math.isnan(r.started_s))
+        if self.max_queued_requests is not None and queued >= self.max_queued_requests:
+            return Rejected(f"queue: {queued} requests queued (max_queued_requests)", self._retry_after_s())
+        if self.max_queued_cells is not None and self._queued_cells + length > self.max_queued_cells:
+            return Rejected(f"queue: {self._queued_cells} time-steps queued, {length} more exceed "
+                            f"max_queued_cells={self.max_queued_cells}", self._retry_after_s())
+        return None
+
+    def _retry_after_s(self) -> float:
+        return 1.0  # the HTTP layer refines this from the measured rate
+
+    # ---- the worker ---------------------------------------------------------------------------------
+
+    def poll(self) -> float | None:
+        """One round: admit, cancel and expire, run at most one step. Returns the clock time at which to
+        poll again when idle (``math.inf``: only new work can wake it), or ``None`` right after a step."""
+        with self._lock:
+            arrivals = list(self._inbox)
+            self._inbox.clear()
+            cancels = set(self._cancels)
+            self._cancels.clear()
+        now = self.clock()
+        if arrivals:
+            ids = np.array([r for r, _ in arrivals], dtype=np.int64)
+            for request, array in arrivals:
+                self.executor.add(request, array)
+            self.policy.on_arrival(ids, np.array([len(a) for _, a in arrivals], dtype=np.int64), now)
+        expired = self._expired(now)
+        if cancels or expired:
+            self._drop(cancels, Cancelled("request: cancelled"))
+            self._drop(expired, DeadlineExceeded("request: its deadline passed while it was queued"))
+        step = self.policy.next_step(now)
+        if step is None:
+            wake = self.policy.wake_time_s()
+            deadlines = [r.deadline_s for r in self._requests.values() if math.isnan(r.started_s)]
+            return min([math.inf] + ([wake] if wake is not None else []) + deadlines)
+        begin = self.clock()
+        try:
+            self.executor.execute(step)
+        except Exception as exc:  # an executor fault: its requests get the error, the others go on
+            held = set(step.seg_request.tolist())
+            self.policy.cancel(np.array(sorted(held), dtype=np.int64))
+            self._answer(held, exc)
+            return None
+        done = self.policy.on_step_done(step)
+        end = self.clock()
+        self.steps += 1
+        with self._lock:
+            for request in set(step.seg_request.tolist()):
+                state = self._requests.get(request)
+                if state is not None and math.isnan(state.started_s):
+                    state.started_s = begin
+                    self._queued_cells -= state.length
+            answers = [(self._requests.pop(r), r) for r in done.tolist()]
+        for state, request in answers:
+            result = InferenceResult(self.executor.pop_result(request), state.started_s - state.admitted_s,
+                                     end - state.started_s)
+            state.future.set_result(result)
+        return None
+
+    def _expired(self, now: float) -> set[int]:
+        with self._lock:
+            return {r for r, s in self._requests.items() if math.isnan(s.started_s) and s.deadline_s <= now}
+
+    def _drop(self, ids: set[int], error: Exception) -> None:
+        if not ids:
+            return
+        dropped = self.policy.cancel(np.array(sorted(ids), dtype=np.int64))
+        for request in dropped.tolist():
+            self.executor.forget(request)
+        self._answer(set(dropped.tolist()), error)
+
+    def _answer(self, ids: set[int], error: Exception) -> None:
+        with self._lock:
+            states = [self._requests.pop(r) for r in ids if r in self._requests]
+            for state in states:
+                if math.isnan(state.started_s):
+                    self._queued_cells -= state.length
+        for state in states:
+            state.future.set_exception(error)
+
+    def _serve(self) -> None:
+        while True:
+            wake = self.poll()
+            with self._lock:
+                if self._closed and not self._requests and not self._inbox:
+                    return
+                if self._closing and not self._requests and not self._inbox:
+                    return
+                if wake is None or self._inbox or self._cancels:
+                    continue
+                timeout = None if wake == math.inf else max(0.0, wake - self.clock())
+                self._lock.wait(timeout)
