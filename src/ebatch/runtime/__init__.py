@@ -11,7 +11,8 @@ Torch is imported only by the torch executor, ``RNNWeights.from_torch`` and the 
 
 from ebatch.runtime.backend import ExecutorBackend, measured_vs_simulated
 from ebatch.runtime.engine import BACKENDS, Engine, SequenceError, make_executor, validate_sequence
-from ebatch.runtime.executor import Executor, NumpyExecutor
+from ebatch.runtime.executor import Executor
+from ebatch.runtime.numpy_executor import NumpyExecutor
 from ebatch.runtime.weights import CellWeights, RNNWeights
 
 __all__ = [

@@ -28,7 +28,8 @@ import numpy as np
 from ebatch import policies
 from ebatch.policies.base import Policy
 from ebatch.runtime.backend import ExecutorBackend
-from ebatch.runtime.executor import Executor, NumpyExecutor
+from ebatch.runtime.executor import Executor
+from ebatch.runtime.numpy_executor import NumpyExecutor
 from ebatch.runtime.weights import RNNWeights
 from ebatch.sim.engine import Simulator
 from ebatch.workload import Workload
