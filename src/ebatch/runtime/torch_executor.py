@@ -16,6 +16,7 @@ import numpy as np
 
 from ebatch.runtime.executor import Executor
 from ebatch.runtime.gates import GateWeights
+from ebatch.runtime.plan import StepPlan
 from ebatch.runtime.weights import RNNWeights
 
 __all__ = ["TorchExecutor"]
@@ -24,7 +25,9 @@ _PACKED_MAX_ROWS = 48  # above this many rows a plain GEMM is as fast (measured 
 
 
 class TorchExecutor(Executor):
-    """``device``: ``"cpu"`` (default) or ``"cuda"``; ``threads``: ``torch.set_num_threads`` (process-wide).
+    """``device``: ``"cpu"`` (default) or ``"cuda"``; ``threads``: ``torch.set_num_threads`` (process-wide);
+    ``graphs``: run row-regular steps as one fixed-shape masked loop (:mod:`ebatch.runtime.graphs`),
+    captured as CUDA graphs on CUDA; default: on CUDA only (on the CPU it runs eagerly, for tests).
 
     Raises ``ValueError`` when torch is missing or the device is not available.
     """
@@ -32,7 +35,7 @@ class TorchExecutor(Executor):
     name = "torch"
 
     def __init__(self, weights: RNNWeights, device: str | None = None, threads: int | None = None,
-                 keep_outputs: bool = True) -> None:
+                 keep_outputs: bool = True, graphs: bool | None = None) -> None:
         try:
             import torch
         except ImportError:
@@ -44,8 +47,15 @@ class TorchExecutor(Executor):
         self.device = torch.device(device)
         if threads is not None:
             torch.set_num_threads(int(threads))
+        self._graphs = self.device.type == "cuda" if graphs is None else bool(graphs)
         super().__init__(weights, keep_outputs=keep_outputs)
         self.name = "torch" if self.device.type == "cpu" else f"torch-{self.device.type}"
+        if self._graphs:
+            from ebatch.runtime.graphs import GraphRecurrence
+
+            self.graph = GraphRecurrence(torch, self._w_hh, self._b_hh, self._lstm, self._hidden,
+                                         capture=self.device.type == "cuda")
+            self._masks: dict[StepPlan, tuple] = {}
 
     def _load(self, cells: list[GateWeights]) -> None:
         torch, dev = self._torch, self.device
@@ -149,3 +159,28 @@ class TorchExecutor(Executor):
             rz = z[:, : 2 * h].add_(gates[:, : 2 * h]).sigmoid_()
             cand = torch.addcmul(gates[:, 2 * h :], rz[:, :h], z[:, 2 * h :]).tanh_()
             torch.lerp(cand, h_prev, rz[:, h:], out=h_out)
+
+    def _recur(self, cell_type: int, gates, plan: StepPlan, requests: list[int]):
+        if not self._graphs or not plan.row_regular:
+            return super()._recur(cell_type, gates, plan, requests)
+        torch, h = self._torch, self._hidden
+        masks = self._masks.get(plan)
+        if masks is None:
+            if len(self._masks) >= 8:
+                self._masks.clear()
+            masks = self._masks[plan] = (*self.graph.masks(plan, self.device), self._index(plan.cell_dense))
+        keep, active, rows, segs, dense_index = masks
+        grid = torch.zeros((plan.width * plan.slots, gates.shape[1]), device=self.device)
+        grid.index_copy_(0, dense_index, gates)
+        h0 = torch.zeros((plan.slots, h), device=self.device)
+        c0 = torch.zeros((plan.slots, h), device=self.device) if self._lstm else None
+        for row, k in zip(rows, segs):
+            state = self._saved(cell_type, requests[k])
+            h0[row] = state[0]
+            if self._lstm:
+                c0[row] = state[1]
+        h_grid, c_grid = self.graph.run(cell_type, grid.view(plan.width, plan.slots, -1), keep, active, h0, c0)
+        out = h_grid.view(-1, h).index_select(0, dense_index)
+        c_all = c_grid.view(-1, h).index_select(0, dense_index) if self._lstm else None
+        self._save_states(cell_type, plan, requests, out, c_all)
+        return out
