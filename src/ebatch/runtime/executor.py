@@ -73,6 +73,9 @@ class Executor:
         self._results: dict[int, np.ndarray] = {}
         self.useful_cells = 0
         self.steps = 0
+        #: columns with at least one useful cell evaluated; useful_cells / columns_run = mean active rows per
+        #: column, what the recurrent GEMM's efficiency depends on
+        self.columns_run = 0
         #: seconds spent in the input projections, in the recurrences, and in whole steps (the rest is
         #: gathering, scattering and bookkeeping); for profiles such as the benchmark's
         self.project_s = self.recur_s = self.execute_s = 0.0
@@ -160,6 +163,7 @@ class Executor:
             self._progress[r][t] += n
         self.useful_cells += plan.n_cells
         self.steps += 1
+        self.columns_run += len(plan.columns)
         finished = self._collect(step.layer, requests)
         self.execute_s += time.perf_counter() - begin
         return finished
