@@ -50,7 +50,8 @@ def bench(
 ) -> None:
     """Benchmark the runtime: every policy vs torch.nn.LSTM/GRU padded and packed, offline and under load."""
     from ebatch.experiments.report import write_section
-    from ebatch.runtime.bench import BenchConfig, markdown, timed
+    from ebatch.runtime.bench import BenchConfig, timed
+    from ebatch.runtime.bench_report import markdown
 
     if fmt not in ("table", "json"):
         raise ValueError(f"format: unknown format {fmt!r}; choose table or json")
