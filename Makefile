@@ -1,4 +1,5 @@
-# Every target sets up .venv first (python3 -m venv + pip install -e '.[test,torch]').
+# Every target sets up .venv first (python3 -m venv + pip install -e '.[test,torch]'), then builds (or loads from
+# ~/.cache/ebatch/extensions) the compiled backend's C++ recurrence; if it cannot be built, one line says so.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,torch]'
+	$(PY) -m ebatch.runtime.compiled
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -68,6 +70,8 @@ def test_bad_arguments(engine):
         Engine(weights, policy="fifo")
     with pytest.raises(ValueError, match="unknown parameter 'window'"):
         Engine(weights, policy="padding", window=3)
+    with pytest.raises(ValueError, match="device: the compiled backend runs on the CPU only"):
+        Engine(weights, backend="compiled", device="cuda")
     with pytest.raises(ValueError, match="unknown backend 'jax'"):
         Engine(weights, backend="jax")
     with pytest.raises(ValueError, match="only be given with a policy name"):
@@ -79,7 +83,7 @@ def test_bad_arguments(engine):
 
 # ---- weights files -----------------------------------------------------------------------------------
 
-safetensors_numpy = pytest.importorskip("safetensors.numpy")
+needs_safetensors = pytest.mark.skipif(importlib.util.find_spec("safetensors") is None, reason="needs safetensors")
 
 
 def state(cell="lstm", layers=2, bidirectional=False):
@@ -93,11 +97,14 @@ def state(cell="lstm", layers=2, bidirectional=False):
 
 
 def save(tmp_path, tensors, name="w.safetensors"):
+    from safetensors.numpy import save_file
+
     path = tmp_path / name
-    safetensors_numpy.save_file(tensors, str(path))
+    save_file(tensors, str(path))
     return path
 
 
+@needs_safetensors
 @pytest.mark.parametrize(
     "edit, message",
     [
@@ -120,6 +127,7 @@ def test_safetensors_with_bad_tensors(tmp_path, edit, message):
         Engine.from_safetensors(path, cell="lstm")
 
 
+@needs_safetensors
 def test_safetensors_file_problems(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         Engine.from_safetensors(tmp_path / "nope.safetensors")

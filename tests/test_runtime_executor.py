@@ -140,7 +140,7 @@ def test_numpy_backend_does_not_import_torch():
         "import sys, numpy as np\n"
         "from ebatch.runtime import Engine, RNNWeights\n"
         "from ebatch.model import get_model\n"
-        "e = Engine(RNNWeights.random(get_model('tiny-gru')), policy='cellular', batch_size=2)\n"
+        "e = Engine(RNNWeights.random(get_model('tiny-gru')), policy='cellular', batch_size=2, backend='numpy')\n"
         "out = e.run([np.ones((3, 8), np.float32), np.ones((5, 8), np.float32)])\n"
         "assert [o.shape for o in out] == [(3, 16), (5, 16)]\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"

@@ -32,7 +32,8 @@ def bench(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="B for every policy and peer.")] = 16,
     timesteps: Annotated[str, typer.Option("--timesteps", "-t", help="E-BATCH window lengths T, comma-separated.")]
     = "16,64",
-    backends: Annotated[str, typer.Option("--backends", help="Runtime executors: torch,numpy.")] = "torch,numpy",
+    backends: Annotated[str, typer.Option("--backends", help="Runtime executors (the first runs every policy): "
+                                          "compiled,torch,numpy.")] = "compiled,torch,numpy",
     requests: Annotated[int, typer.Option("--requests", "-n", help="Requests per model (0: 128, quick 32).")] = 0,
     eesen_requests: Annotated[int, typer.Option("--eesen-requests", help="Requests for eesen (0: 48, quick 16).")]
     = 0,
@@ -42,10 +43,15 @@ def bench(
     repeats: Annotated[int, typer.Option("--repeats", help="Runs per configuration, the fastest kept.")]
     = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of lengths, features and weights.")] = 0,
+    thread_scaling: Annotated[bool | None, typer.Option(
+        "--thread-scaling/--no-thread-scaling",
+        help="Also time E-BATCH (first backend) and torch.nn packed with 2 threads over 1 (default: full run only).")]
+    = None,
 ) -> None:
     """Benchmark the runtime: every policy vs torch.nn.LSTM/GRU padded and packed, offline and under load."""
     from ebatch.experiments.report import write_section
-    from ebatch.runtime.bench import BenchConfig, markdown, timed
+    from ebatch.runtime.bench import BenchConfig, timed
+    from ebatch.runtime.bench_report import markdown
 
     if fmt not in ("table", "json"):
         raise ValueError(f"format: unknown format {fmt!r}; choose table or json")
@@ -61,8 +67,8 @@ def bench(
     if not t_values or min(t_values) < 1:
         raise ValueError(f"timesteps: give integers >= 1, got {timesteps!r}")
     chosen = _csv(backends)
-    if not chosen or any(b not in ("torch", "numpy") for b in chosen):
-        raise ValueError(f"backends: choose from torch,numpy, got {backends!r}")
+    if not chosen or any(b not in ("compiled", "torch", "numpy") for b in chosen):
+        raise ValueError(f"backends: choose from compiled,torch,numpy, got {backends!r}")
     from ebatch.runtime.bench import bench_model
 
     for name in _csv(models):
@@ -70,7 +76,7 @@ def bench(
     cfg = BenchConfig(
         quick=quick, models=_csv(models), batch_size=batch_size, timesteps=t_values, backends=chosen,
         requests=requests or None, eesen_requests=eesen_requests or None, threads=threads, load=load,
-        repeats=repeats, seed=seed,
+        repeats=repeats, seed=seed, thread_scaling=(not quick) if thread_scaling is None else thread_scaling,
     )
     progress = None if fmt == "json" else (lambda text: typer.echo(f"  {text}", err=True))
     rows, elapsed_s = timed(cfg, progress)

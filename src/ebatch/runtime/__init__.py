@@ -1,17 +1,19 @@
-"""The real runtime: batch plans executed on LSTM/GRU weights (NumPy by default, PyTorch optionally).
+"""The real runtime: batch plans executed on LSTM/GRU weights (the fastest installed executor by default).
 
 - :class:`Engine` (``from_torch``, ``from_safetensors``): ``run(sequences)`` with any policy.
 - :class:`RNNWeights`: weights in PyTorch's layout, validated.
-- :class:`NumpyExecutor`, ``TorchExecutor`` (``ebatch.runtime.torch_executor``, needs torch): execute ``BatchStep``s.
+- :class:`NumpyExecutor`, ``TorchExecutor`` (``ebatch.runtime.torch_executor``, needs torch) and ``CompiledExecutor``
+  (``ebatch.runtime.compiled_executor``, needs torch and a C++ compiler): execute ``BatchStep``s.
 - :class:`ExecutorBackend`: a real executor as the simulator's backend (measured time);
   :func:`measured_vs_simulated` puts a cost model's figures next to measured ones.
 
-Torch is imported only by the torch executor, ``RNNWeights.from_torch`` and the benchmark's peers.
+Torch is imported only by the torch and compiled executors, ``RNNWeights.from_torch`` and the benchmark's peers.
 """
 
 from ebatch.runtime.backend import ExecutorBackend, measured_vs_simulated
 from ebatch.runtime.engine import BACKENDS, Engine, SequenceError, make_executor, validate_sequence
-from ebatch.runtime.executor import Executor, NumpyExecutor
+from ebatch.runtime.executor import Executor
+from ebatch.runtime.numpy_executor import NumpyExecutor
 from ebatch.runtime.weights import CellWeights, RNNWeights
 
 __all__ = [

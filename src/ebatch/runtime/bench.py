@@ -13,7 +13,7 @@ sequences (the no-padding limit, best of 3). A cell is one time-step of one laye
 Each configuration runs ``repeats`` times round-robin and its fastest run is kept (the machine is
 shared; the fastest run is the least disturbed one). Torch threads (and OpenBLAS threads where it can
 be set) are set to ``threads`` for every row. Needs torch. :func:`run_bench` returns the rows;
-:func:`markdown` renders them.
+:func:`ebatch.runtime.bench_report.markdown` renders them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ebatch.runtime.engine import Engine
 from ebatch.runtime.weights import RNNWeights, check_runtime_model
 from ebatch.workload import Workload
 
-__all__ = ["BenchConfig", "bench_model", "markdown", "run_bench", "set_blas_threads", "timed"]
+__all__ = ["BenchConfig", "bench_model", "run_bench", "set_blas_threads", "timed"]
 
 DATASET = "librispeech-test-clean"
 EXTRA_MODELS = {"gru-2x512": RNNModel("gru-2x512", (Layer("gru", 512, 512), Layer("gru", 512, 512)),
@@ -46,13 +46,14 @@ class BenchConfig:
     models: tuple[str, ...] = ("lstm-2x512", "gru-2x512", "eesen")
     batch_size: int = 16
     timesteps: tuple[int, ...] = (16, 64)
-    backends: tuple[str, ...] = ("torch", "numpy")
+    backends: tuple[str, ...] = ("compiled", "torch", "numpy")
     requests: int | None = None
     eesen_requests: int | None = None
     threads: int = 1
     load: float = 0.6
     repeats: int | None = None
     seed: int = 0
+    thread_scaling: bool = False  # also run E-BATCH (first backend, first T) and torch.nn packed with 2 threads
     notes: list[str] = field(default_factory=list)
 
     def n_requests(self, model: str) -> int:
@@ -146,8 +147,10 @@ def _run_one(weights, module, policy, params, backend, seqs, arrivals, threads, 
         span = float(run.finish_s.max() - (0.0 if arrivals is None else arrivals.min()))
         return {"wall_s": run.wall_s, "span_s": span, "latency_p50_s": p50, "latency_p99_s": p99,
                 "padded_cells": None, "max_abs_error": None}
-    engine = Engine(weights, policy=policy, backend=backend, threads=threads if backend == "torch" else None,
+    engine = Engine(weights, policy=policy, backend=backend, threads=threads if backend != "numpy" else None,
                     **params)
+    if engine.executor.name != backend:
+        raise ValueError(f"backend {backend!r} is not available here (got {engine.executor.name!r}); see the warning")
     outputs = engine.run(seqs, arrivals_s=arrivals)
     s = engine.stats()
     ex = engine.executor
@@ -171,6 +174,16 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
     cfg.notes.append(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}; NumPy's OpenBLAS "
                      + (f"threads set to {cfg.threads}" if blas else "threads left at its default"))
     cfg.notes.append(f"CPU: {_cpu_name()}, {os.cpu_count()} logical CPUs")
+    if "compiled" in cfg.backends:
+        from ebatch.runtime.compiled import CompileUnavailable, build_info, load_extension
+
+        try:
+            load_extension()
+            info = build_info()
+            how = "loaded from its cache" if info.cached else "built"
+            cfg.notes.append(f"compiled backend: C++ recurrence {how} in {info.build_s:.1f} s ({info.capability})")
+        except CompileUnavailable as exc:
+            raise ValueError(f"backends: 'compiled' is not available here ({exc}); drop it from --backends") from None
     rows = []
     for model_name in cfg.models:
         model = bench_model(model_name)
@@ -225,91 +238,36 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
                     "wall_s": r["wall_s"], "max_abs_error": r["max_abs_error"],
                     "time_split": r.get("time_split"),
                 })
+        if cfg.thread_scaling:
+            if progress:
+                progress(f"{model_name} threads 1 and 2")
+            rows += _thread_rows(cfg, base, weights, module, seqs, reference, limit)
     return rows
 
 
-def _fmt(value, digits=3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value != value:
-            return "nan"
-        if abs(value) >= 100:
-            return f"{value:,.0f}"
-        return f"{value:.{digits}g}"
-    return str(value)
+def _thread_rows(cfg: BenchConfig, base: dict, weights, module, seqs, reference, limit) -> list[dict]:
+    """E-BATCH on the first backend and torch.nn packed, offline, with 1 and 2 threads side by side."""
+    import torch
 
-
-def markdown(rows: list[dict], cfg: BenchConfig, command: str, elapsed_s: float) -> str:
-    """The ``runtime`` section of docs/benchmarks.md."""
-    quick = ("Quick version (what `make bench` runs): few requests, so every ratio is noisier and lower than "
-             "in the full run above. " if cfg.quick else
-             "The full run; `make bench` writes a `--quick` version in its own section below. ")
-    lines = [
-        "## Runtime: real LSTM/GRU execution (wall clock)" + (", quick" if cfg.quick else ""),
-        "",
-        f"Command: `{command}` ({elapsed_s:.0f} s on this machine). {quick}Generated; do not edit by hand.",
-        "",
-        f"LibriSpeech test-clean lengths (100 frames/s, random features, seed {cfg.seed}), B = {cfg.batch_size}, "
-        f"random weights with PyTorch's init. Offline: all requests queued at 0. Poisson: arrivals at "
-        f"{cfg.load:g} x the capacity of the no-padding limit. Best of {cfg.n_repeats} round-robin run(s).",
-        "Efficiency = useful cells/s / cells/s of the torch module on a full batch of B equal-length sequences "
-        "(the no-padding limit); a cell is one time-step of one layer and direction. The runtime skips "
-        "padded cells, so `padded` is the plan's padding, not computed.",
-        "",
-        *[f"- {note}" for note in cfg.notes],
-        "",
-    ]
-    for model in dict.fromkeys(r["model"] for r in rows):
-        mrows = [r for r in rows if r["model"] == model]
-        first = mrows[0]
-        lines += [
-            f"### {model}: {first['model_requests']} requests, limit {first['limit_cells_per_s']:,.0f} cells/s",
-            "",
-            "| load | name | backend | seq/s | useful cells/s | p50 latency s | p99 latency s | efficiency "
-            "| padded | max abs err |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in mrows:
-            req = "" if r["requests"] == r["model_requests"] else f" ({r['requests']} req.)"
-            lines.append(
-                f"| {r['load']} | {r['name']}{req} | {r['backend']} | {_fmt(r['sequences_per_s'])} | "
-                f"{_fmt(r['useful_cells_per_s'])} | {_fmt(r['latency_p50_s'])} | {_fmt(r['latency_p99_s'])} | "
-                f"{r['efficiency']:.2f} | {_fmt(r['padded_fraction'], 2)} | {_fmt(r['max_abs_error'], 2)} |"
-            )
-        lines += ["", *_targets(mrows), ""]
-    return "\n".join(lines)
-
-
-def _targets(rows: list[dict]) -> list[str]:
-    """The issue's targets (offline, same B, sequences/s) for the best E-BATCH row of each backend."""
-    out = []
-    offline = {(r["name"], r["backend"]): r for r in rows if r["load"] == "offline"}
-    padded = offline.get(("torch.nn padded", "torch.nn"))
-    packed = offline.get(("torch.nn packed", "torch.nn"))
-    for backend in dict.fromkeys(r["backend"] for r in rows if r["policy"] == "ebatch"):
-        ebatch = [r for (name, be), r in offline.items() if be == backend and r["policy"] == "ebatch"]
-        if not ebatch:
-            continue
-        e = max(ebatch, key=lambda r: r["sequences_per_s"])
-        pad = offline.get(("padding", backend))
-        parts = [f"best E-BATCH on {backend} ({e['name']}): "]
-        checks = []
-        if pad:
-            checks.append(("padding policy", e["sequences_per_s"] / pad["sequences_per_s"], 1.3))
-        if padded:
-            checks.append(("torch.nn padded", e["sequences_per_s"] / padded["sequences_per_s"], 1.0))
-        if packed:
-            checks.append(("torch.nn packed", e["sequences_per_s"] / packed["sequences_per_s"], 1.0))
-        texts = [f"{ratio:.2f}x {what} (target {goal:g}x: {'met' if ratio >= goal else 'missed'})"
-                 for what, ratio, goal in checks]
-        texts.append(f"efficiency {e['efficiency']:.2f} (target 0.80: {'met' if e['efficiency'] >= 0.8 else 'missed'})")
-        split = e.get("time_split")
-        if split:
-            total = e["wall_s"]
-            texts.append("time: " + ", ".join(f"{k[:-2].replace('_', ' ')} {v / total:.0%}" for k, v in split.items()))
-        out.append("- " + parts[0] + "; ".join(texts))
-    return out
+    b, t = cfg.batch_size, cfg.timesteps[0]
+    configs = [(f"ebatch T={t}", "ebatch", {"batch_size": b, "timesteps": t}, cfg.backends[0]),
+               ("torch.nn packed", "peer", {"mode": "packed", "batch_size": b}, "torch.nn")]
+    cells = int(sum(len(x) for x in seqs)) * weights.model.cells_per_timestep
+    rows = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        set_blas_threads(threads)
+        for name, policy, params, backend in configs:
+            r = _run_one(weights, module, policy, params, backend, seqs, None, threads, reference)
+            rows.append(base | {"name": name, "backend": backend, "load": f"offline {threads} thread(s)",
+                                "threads": threads, "rate_rps": None, "policy": policy, "requests": len(seqs),
+                                "sequences_per_s": len(seqs) / r["wall_s"], "useful_cells_per_s": cells / r["wall_s"],
+                                "latency_p50_s": r["latency_p50_s"], "latency_p99_s": r["latency_p99_s"],
+                                "efficiency": cells / r["wall_s"] / limit, "padded_fraction": None,
+                                "wall_s": r["wall_s"], "max_abs_error": r["max_abs_error"], "time_split": None})
+    torch.set_num_threads(cfg.threads)
+    set_blas_threads(cfg.threads)
+    return rows
 
 
 def timed(cfg: BenchConfig, progress=None) -> tuple[list[dict], float]:

@@ -20,6 +20,8 @@ and the other sequences still get their outputs.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import time
 from pathlib import Path
 
@@ -28,14 +30,16 @@ import numpy as np
 from ebatch import policies
 from ebatch.policies.base import Policy
 from ebatch.runtime.backend import ExecutorBackend
-from ebatch.runtime.executor import Executor, NumpyExecutor
+from ebatch.runtime.executor import Executor
+from ebatch.runtime.numpy_executor import NumpyExecutor
 from ebatch.runtime.weights import RNNWeights
 from ebatch.sim.engine import Simulator
 from ebatch.workload import Workload
 
 __all__ = ["BACKENDS", "Engine", "SequenceError", "make_executor", "validate_sequence"]
 
-BACKENDS = ("numpy", "torch")
+BACKENDS = ("auto", "compiled", "torch", "numpy")
+_log = logging.getLogger("ebatch")
 
 
 class SequenceError(ValueError):
@@ -46,18 +50,42 @@ class SequenceError(ValueError):
         self.index = index
 
 
-def make_executor(weights: RNNWeights, backend: str = "numpy", device: str | None = None,
+def make_executor(weights: RNNWeights, backend: str = "auto", device: str | None = None,
                   threads: int | None = None) -> Executor:
-    """A NumPy or PyTorch executor for ``weights``. Raises ``ValueError`` for an unknown backend."""
+    """An executor for ``weights``. Raises ``ValueError`` for an unknown backend or an impossible device.
+
+    ``"auto"`` (default): the fastest installed, that is ``"torch"`` on CUDA, else ``"compiled"`` when torch
+    is installed, else ``"numpy"``. ``"compiled"`` (CPU): the whole recurrence of a step in C++
+    (:mod:`ebatch.runtime.compiled_executor`); if it cannot be built, the torch executor with a one-line
+    warning on the ``ebatch`` logger. ``"torch"``: torch ops column by column, CPU or CUDA.
+    ``"numpy"``: NumPy only.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        if importlib.util.find_spec("torch") is None:
+            backend = "numpy"
+        else:
+            backend = "torch" if device not in (None, "cpu") else "compiled"
     if backend == "numpy":
         if device not in (None, "cpu"):
             raise ValueError(f"device: the numpy backend runs on the CPU only, got {device!r}")
         return NumpyExecutor(weights)
-    if backend == "torch":
-        from ebatch.runtime.torch_executor import TorchExecutor
+    if backend == "compiled":
+        if device not in (None, "cpu"):
+            raise ValueError(f"device: the compiled backend runs on the CPU only, got {device!r}; use backend='torch'")
+        if importlib.util.find_spec("torch") is None:
+            raise ValueError("backend 'compiled' needs PyTorch: pip install 'ebatch[torch]'")
+        from ebatch.runtime.compiled import CompileUnavailable
+        from ebatch.runtime.compiled_executor import CompiledExecutor
 
-        return TorchExecutor(weights, device=device, threads=threads)
-    raise ValueError(f"backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        try:
+            return CompiledExecutor(weights, threads=threads)
+        except CompileUnavailable as exc:
+            _log.warning("ebatch: compiled backend unavailable (%s); using the torch executor", exc)
+    from ebatch.runtime.torch_executor import TorchExecutor
+
+    return TorchExecutor(weights, device=device, threads=threads)
 
 
 def validate_sequence(index: int, x, input_size: int) -> np.ndarray:
@@ -93,8 +121,9 @@ class Engine:
 
     ``policy``: a name, with ``batch_size`` / ``timesteps`` passed only to policies that take them and any
     other parameter of that policy as a keyword (``sort_window=64``, ``lookahead=32``), or a policy object
-    (then ``batch_size``/``timesteps`` are ignored). ``backend``: ``"numpy"`` (default) or ``"torch"``
-    (``device`` ``"cpu"`` or ``"cuda"``; ``threads`` sets ``torch.set_num_threads``).
+    (then ``batch_size``/``timesteps`` are ignored). ``backend``: ``"auto"`` (default: the fastest installed),
+    ``"compiled"``, ``"torch"`` or ``"numpy"`` (see :func:`make_executor`; ``device`` ``"cpu"`` or ``"cuda"``;
+    ``threads`` sets ``torch.set_num_threads``).
     Life cycle: construct once, ``run()`` any number of times, ``stats()`` describes the last run.
     Raises ``ValueError`` for an unknown policy, parameter or backend.
     """
@@ -105,7 +134,7 @@ class Engine:
         policy: str | Policy = "ebatch",
         batch_size: int = 8,
         timesteps: int = 16,
-        backend: str = "numpy",
+        backend: str = "auto",
         device: str | None = None,
         threads: int | None = None,
         **policy_params,
@@ -122,14 +151,14 @@ class Engine:
 
     @classmethod
     def from_torch(cls, module, policy: str | Policy = "ebatch", batch_size: int = 8, timesteps: int = 16,
-                   backend: str = "numpy", **kwargs) -> Engine:
+                   backend: str = "auto", **kwargs) -> Engine:
         """From a ``torch.nn.LSTM`` / ``torch.nn.GRU`` (its weights are copied; ``batch_first`` is irrelevant
         here since sequences are given one by one as ``[length, input_size]``)."""
         return cls(RNNWeights.from_torch(module), policy, batch_size, timesteps, backend, **kwargs)
 
     @classmethod
     def from_safetensors(cls, path: str | Path, cell: str = "lstm", policy: str | Policy = "ebatch",
-                         batch_size: int = 8, timesteps: int = 16, backend: str = "numpy", **kwargs) -> Engine:
+                         batch_size: int = 8, timesteps: int = 16, backend: str = "auto", **kwargs) -> Engine:
         """From a safetensors file of a module's ``state_dict()``; ``cell`` is ``"lstm"`` or ``"gru"``."""
         return cls(RNNWeights.from_safetensors(path, cell), policy, batch_size, timesteps, backend, **kwargs)
 

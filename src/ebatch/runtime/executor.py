@@ -26,17 +26,26 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ebatch.runtime.gates import GateWeights, gate_weights
 from ebatch.runtime.plan import StepPlan
 from ebatch.runtime.weights import RNNWeights
 from ebatch.step import BatchStep
 
-__all__ = ["Executor", "NumpyExecutor"]
+__all__ = ["Executor"]
 
 
 class Executor:
-    """Shared bookkeeping; subclasses provide the arrays (NumPy, torch) and the arithmetic."""
+    """Shared bookkeeping and the one column loop; subclasses provide array primitives and cell arithmetic.
+
+    The column loop (:meth:`_recur`): per column, the previous states of its cells (a slice of earlier
+    outputs, zeros, or a mix with states saved by earlier steps), then :meth:`_cell`; at the end, each
+    request's state at its last cell of the step is saved. Weights arrive prepared by
+    :func:`~ebatch.runtime.gates.gate_weights` (gate order, folded biases) in :meth:`_load`.
+    """
 
     name = "base"
+    #: whether the backend wants the sigmoid blocks pre-scaled by 0.5 (one tanh for every gate)
+    half_sigmoid = False
 
     def __init__(self, weights: RNNWeights, keep_outputs: bool = True) -> None:
         self.weights = weights
@@ -44,11 +53,12 @@ class Executor:
         self.keep_outputs = keep_outputs
         self.source: Callable[[int], np.ndarray] | None = None
         self._hidden = weights.hidden_size
+        self._lstm = weights.cell == "lstm"
         self._types = {t: i for i, t in enumerate(self.model.cell_types)}
         self._layer_types = [
             [self._types[(layer, d)] for d in range(x.directions)] for layer, x in enumerate(self.model.layers)
         ]
-        self._prepare()
+        self._load(gate_weights(weights, half_sigmoid=self.half_sigmoid))
         self.reset()
 
     # ---- life cycle ---------------------------------------------------------------------------------
@@ -63,6 +73,9 @@ class Executor:
         self._results: dict[int, np.ndarray] = {}
         self.useful_cells = 0
         self.steps = 0
+        #: columns with at least one useful cell evaluated; useful_cells / columns_run = mean active rows per
+        #: column, what the recurrent GEMM's efficiency depends on
+        self.columns_run = 0
         #: seconds spent in the input projections, in the recurrences, and in whole steps (the rest is
         #: gathering, scattering and bookkeeping); for profiles such as the benchmark's
         self.project_s = self.recur_s = self.execute_s = 0.0
@@ -161,6 +174,7 @@ class Executor:
             self._progress[r][t] += n
         self.useful_cells += plan.n_cells
         self.steps += 1
+        self.columns_run += len(plan.columns)
         finished = self._collect(step.layer, requests)
         self.execute_s += time.perf_counter() - begin
         return finished
@@ -191,9 +205,68 @@ class Executor:
     def synchronize(self) -> None:
         """Wait for queued device work (CUDA), so a measured time covers it. Nothing to do on the CPU."""
 
-    # ---- what a subclass provides -------------------------------------------------------------------
+    # ---- the column loop ----------------------------------------------------------------------------
 
-    def _prepare(self) -> None:
+    def _recur(self, cell_type: int, gates, plan: StepPlan, requests: list[int]):
+        """The recurrence over the plan's columns: outputs ``[n_cells, H]`` column-major; saves the states
+        each request reached at its last cell of the step."""
+        h, lstm = self._hidden, self._lstm
+        out = self._empty((plan.n_cells, h))
+        c_all = self._empty((plan.n_cells, h)) if lstm else None
+        g_cols, out_cols = self._split(gates, plan.counts), self._split(out, plan.counts)
+        c_cols = self._split(c_all, plan.counts) if lstm else [None] * len(plan.counts)
+        previous = None  # (offset, end) of the previous column
+        for j, col in enumerate(plan.columns):
+            n, source = col.count, col.source
+            if source[0] == "slice" and previous == (source[1], source[2]):
+                h_prev, c_prev = out_cols[j - 1], c_cols[j - 1]
+            elif source[0] == "slice":
+                h_prev = out[source[1] : source[2]]
+                c_prev = c_all[source[1] : source[2]] if lstm else None
+            else:
+                h_prev, c_prev = self._gather_previous(cell_type, source, n, out, c_all, requests)
+            previous = (col.offset, col.offset + n)
+            self._cell(cell_type, g_cols[j], h_prev, c_prev, out_cols[j], c_cols[j])
+        self._save_states(cell_type, plan, requests, out, c_all)
+        return out
+
+    def _gather_previous(self, cell_type: int, source: tuple, n: int, out, c_all, requests: list[int]):
+        """Previous states of a column that is not one slice: zeros, earlier cells, saved states."""
+        h_prev = self._zeros((n, self._hidden))
+        c_prev = self._zeros((n, self._hidden)) if self._lstm else None
+        if source[0] == "mixed":
+            _, local, src, saved_local, saved_seg = source
+            local, src = self._index(local), self._index(src)
+            h_prev[local] = out[src]
+            if self._lstm:
+                c_prev[local] = c_all[src]
+            for i, k in zip(saved_local.tolist(), saved_seg.tolist()):
+                state = self._saved(cell_type, requests[k])
+                h_prev[i] = state[0]
+                if self._lstm:
+                    c_prev[i] = state[1]
+        return h_prev, c_prev
+
+    def _save_states(self, cell_type: int, plan: StepPlan, requests: list[int], out, c_all) -> None:
+        """Keep each request's state at its last cell of the step (a later segment of it overwrites)."""
+        states = self._states[cell_type]
+        h_last = self._take(out, plan.last_cell)
+        c_last = self._take(c_all, plan.last_cell) if self._lstm else None
+        for k in plan.save_order:
+            states[requests[k]] = (h_last[k], c_last[k] if self._lstm else None)
+
+    def _saved(self, cell_type: int, request: int) -> tuple:
+        state = self._states[cell_type].get(request)
+        if state is None:
+            raise ValueError(
+                f"step: request {request} continues a sequence at a cell whose previous state was never computed"
+            )
+        return state
+
+    # ---- what a subclass provides: array primitives ---------------------------------------------------
+
+    def _load(self, cells: list[GateWeights]) -> None:
+        """Keep the prepared weights (one per cell type) in the backend's arrays."""
         raise NotImplementedError
 
     def _to_device(self, x: np.ndarray):
@@ -205,7 +278,18 @@ class Executor:
     def _empty(self, shape: tuple[int, int]):
         raise NotImplementedError
 
+    def _zeros(self, shape: tuple[int, int]):
+        raise NotImplementedError
+
     def _flip(self, x):
+        raise NotImplementedError
+
+    def _index(self, order: np.ndarray):
+        """An index array as the backend's arrays take it."""
+        raise NotImplementedError
+
+    def _split(self, x, counts: list[int]) -> list:
+        """Consecutive row blocks of ``x`` of ``counts`` rows (views)."""
         raise NotImplementedError
 
     def _gather(self, parts: list, order: np.ndarray | None):
@@ -214,136 +298,13 @@ class Executor:
     def _take(self, x, order: np.ndarray | None):
         raise NotImplementedError
 
+    # ---- what a subclass provides: arithmetic ---------------------------------------------------------
+
     def _project(self, cell_type: int, x):
+        """The input projection of all a step's cells, one GEMM: ``x @ W_ih^T + bias``, ``[n_cells, G*H]``."""
         raise NotImplementedError
 
-    def _recur(self, cell_type: int, gates, plan: StepPlan, requests: list[int]):
-        """The recurrence over the plan's columns: outputs ``[n_cells, H]`` column-major; saves the states
-        each request reached at its last cell of the step."""
+    def _cell(self, cell_type: int, gates, h_prev, c_prev, h_out, c_out) -> None:
+        """One column: ``h_out`` (and LSTM ``c_out``) from the column's projected ``gates`` and previous states
+        (``c_prev``/``c_out`` are None for a GRU). ``gates`` is this step's scratch and may be overwritten."""
         raise NotImplementedError
-
-    def _saved(self, cell_type: int, request: int) -> tuple:
-        state = self._states[cell_type].get(request)
-        if state is None:
-            raise ValueError(
-                f"step: request {request} continues a sequence at a cell whose previous state was never computed"
-            )
-        return state
-
-
-class NumpyExecutor(Executor):
-    """The default executor: NumPy (float32, the BLAS NumPy links) only, no torch needed.
-
-    Weights are prepared once: LSTM gate blocks reordered to (i, f, o, g) and GRU kept as (r, z, n), the
-    sigmoid blocks scaled by 0.5 (exact in floating point) so that one ``tanh`` over a column's gates gives
-    every activation (``sigmoid(x) = 0.5 * tanh(x / 2) + 0.5``); LSTM biases are folded into the input
-    projection, GRU's recurrent bias of the n block stays inside the reset gate's product, as in torch.
-    """
-
-    name = "numpy"
-
-    def _prepare(self) -> None:
-        h, lstm = self._hidden, self.weights.cell == "lstm"
-        self._w_ih_t, self._bias, self._w_hh_t, self._b_hn = [], [], [], []
-        for layer in self.weights.cells:
-            for w in layer:
-                if lstm:
-                    order = np.r_[0:2 * h, 3 * h:4 * h, 2 * h:3 * h]  # i, f, o, g
-                    scale = np.r_[np.full(3 * h, 0.5), np.ones(h)].astype(np.float32)
-                    bias = (w.b_ih + w.b_hh)[order] * scale
-                    b_hn = None
-                else:
-                    order = np.arange(3 * h)
-                    scale = np.r_[np.full(2 * h, 0.5), np.ones(h)].astype(np.float32)
-                    bias = (w.b_ih + np.r_[w.b_hh[: 2 * h], np.zeros(h, np.float32)]) * scale
-                    b_hn = np.array(w.b_hh[2 * h :])
-                self._w_ih_t.append(np.ascontiguousarray((w.w_ih[order] * scale[:, None]).T))
-                self._w_hh_t.append(np.ascontiguousarray((w.w_hh[order] * scale[:, None]).T))
-                self._bias.append(bias.astype(np.float32))
-                self._b_hn.append(b_hn)
-
-    def _to_device(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-    def _to_numpy(self, x: np.ndarray) -> np.ndarray:
-        return x
-
-    def _empty(self, shape: tuple[int, int]) -> np.ndarray:
-        return np.empty(shape, dtype=np.float32)
-
-    def _flip(self, x: np.ndarray) -> np.ndarray:
-        return x[::-1]
-
-    def _gather(self, parts: list, order: np.ndarray | None) -> np.ndarray:
-        x = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return x if order is None else np.take(x, order, axis=0)
-
-    def _take(self, x: np.ndarray, order: np.ndarray | None) -> np.ndarray:
-        return x if order is None else np.take(x, order, axis=0)
-
-    def _project(self, cell_type: int, x: np.ndarray) -> np.ndarray:
-        gates = np.matmul(x, self._w_ih_t[cell_type])
-        gates += self._bias[cell_type]
-        return gates
-
-    def _recur(self, cell_type: int, gates, plan: StepPlan, requests: list[int]):
-        h, lstm = self._hidden, self.weights.cell == "lstm"
-        w_hh_t, b_hn = self._w_hh_t[cell_type], self._b_hn[cell_type]
-        out = np.empty((plan.n_cells, h), dtype=np.float32)
-        c_all = np.empty((plan.n_cells, h), dtype=np.float32) if lstm else None
-        buffer = np.empty((max(plan.counts), gates.shape[1]), dtype=np.float32)
-        for col in plan.columns:
-            off, n, source = col.offset, col.count, col.source
-            if source[0] == "slice":
-                h_prev = out[source[1] : source[2]]
-                c_prev = c_all[source[1] : source[2]] if lstm else None
-            else:
-                h_prev = np.zeros((n, h), dtype=np.float32)
-                c_prev = np.zeros((n, h), dtype=np.float32) if lstm else None
-                if source[0] == "mixed":
-                    _, local, src, saved_local, saved_seg = source
-                    h_prev[local] = out[src]
-                    if lstm:
-                        c_prev[local] = c_all[src]
-                    for i, k in zip(saved_local.tolist(), saved_seg.tolist()):
-                        state = self._saved(cell_type, requests[k])
-                        h_prev[i] = state[0]
-                        if lstm:
-                            c_prev[i] = state[1]
-            z = buffer[:n]
-            g = gates[off : off + n]
-            h_out = out[off : off + n]
-            np.matmul(h_prev, w_hh_t, out=z)
-            if lstm:
-                z += g
-                np.tanh(z, out=z)
-                sig = z[:, : 3 * h]
-                sig *= 0.5
-                sig += 0.5
-                i, f, o, cand = z[:, :h], z[:, h : 2 * h], z[:, 2 * h : 3 * h], z[:, 3 * h :]
-                c_new = c_all[off : off + n]
-                np.multiply(f, c_prev, out=c_new)
-                i *= cand
-                c_new += i
-                np.tanh(c_new, out=i)
-                np.multiply(o, i, out=h_out)
-            else:
-                rz = z[:, : 2 * h]
-                rz += g[:, : 2 * h]
-                np.tanh(rz, out=rz)
-                rz *= 0.5
-                rz += 0.5
-                r, u, cand = z[:, :h], z[:, h : 2 * h], z[:, 2 * h :]
-                cand += b_hn
-                cand *= r
-                cand += g[:, 2 * h :]
-                np.tanh(cand, out=cand)
-                np.subtract(h_prev, cand, out=h_out)
-                h_out *= u
-                h_out += cand
-        states = self._states[cell_type]
-        h_last = out[plan.last_cell]
-        c_last = c_all[plan.last_cell] if lstm else None
-        for k in plan.save_order:
-            states[requests[k]] = (h_last[k], c_last[k] if lstm else None)
-        return out

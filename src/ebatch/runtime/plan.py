@@ -55,6 +55,17 @@ class StepPlan:
     counts: list[int]  # cells per column with at least one (the columns' sizes, in order)
     last_cell: np.ndarray  # column-major index of each segment's last cell
     save_order: list[int]  # segments by end column: saving states in this order leaves each request's last
+    # the same layout as flat arrays, for compiled loops (one entry per column in ``columns``, per cell):
+    col_offset: np.ndarray  # first cell of each column
+    col_count: np.ndarray  # cells of each column
+    col_slice: np.ndarray  # first cell of the slice holding the column's previous states, or -1 (not one slice)
+    cell_pred: np.ndarray  # each cell's predecessor: a cell index, ZERO (reset) or SAVED (an earlier step's state)
+    cell_seg: np.ndarray  # each cell's segment
+    # the step's dense [width, slots] grid, for fixed-shape loops (CUDA graphs):
+    slots: int
+    width: int
+    cell_dense: np.ndarray  # each cell's position column * slots + row in the grid
+    row_regular: bool  # every cell's predecessor is zero, the cell left of it in its row, or a saved state at column 0
 
     @classmethod
     def build(cls, step: BatchStep) -> StepPlan:
@@ -124,6 +135,13 @@ class StepPlan:
                 saved = np.flatnonzero(p == SAVED)
                 source = ("mixed", local, p[local], saved, seg_of_cm[off + saved])
             columns.append(Column(off, n, source))
+        cell_dense = (cell_col * step.slots + step.seg_row[cell_seg])[cm_from_seg].astype(np.int64)
+        linked = pred >= 0
+        row_regular = bool(np.all(cell_dense[pred[linked]] == cell_dense[linked] - step.slots)) and not bool(
+            np.any((pred == SAVED) & (cell_dense >= step.slots)))
+        nonempty = np.flatnonzero(counts)
+        col_offset = offsets[nonempty].astype(np.int64)
+        col_slice = np.where(irregular[nonempty] == 0, pred[col_offset], -1).astype(np.int64)
         identity = bool(np.all(cm_from_seg == np.arange(n_cells)))
         return cls(
             n_cells=n_cells,
@@ -134,4 +152,13 @@ class StepPlan:
             counts=[col.count for col in columns],
             last_cell=last_cell,
             save_order=by_end.tolist(),
+            col_offset=col_offset,
+            col_count=counts[nonempty].astype(np.int64),
+            col_slice=col_slice,
+            cell_pred=pred.astype(np.int64),
+            cell_seg=seg_of_cm.astype(np.int64),
+            slots=int(step.slots),
+            width=int(step.width),
+            cell_dense=cell_dense,
+            row_regular=row_regular,
         )

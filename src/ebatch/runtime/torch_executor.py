@@ -1,11 +1,13 @@
 """``TorchExecutor``: the executor on PyTorch tensors (CPU, or CUDA where present); needs the ``torch`` extra.
 
-Same data flow as :class:`~ebatch.runtime.executor.NumpyExecutor` (one GEMM for a step's input projection,
-one per column for the recurrence, padded cells skipped). On CPU builds with MKL the recurrent matrices
-are packed once (``torch.ops.mkl._mkl_reorder_linear_weight``, what TorchScript freezing uses) so the
-small per-column GEMM does not re-pack W_hh every time; elsewhere (CUDA, no MKL, or if a check at
-construction disagrees with ``torch.mm``) a plain ``addmm``. Gate math uses in-place torch ops on the
-column's gates (LSTM blocks reordered to i, f, o, g). All work runs under ``torch.inference_mode()``.
+The column loop, state handling and weight layout are the base class's
+(:class:`~ebatch.runtime.executor.Executor`: one GEMM for a step's input projection, one per column for
+the recurrence, padded cells skipped); this module gives torch's array primitives and cell arithmetic.
+On CPU builds with MKL the recurrent matrices are packed once
+(``torch.ops.mkl._mkl_reorder_linear_weight``, what TorchScript freezing uses) so the small per-column GEMM
+does not re-pack W_hh every time; elsewhere (CUDA, no MKL, or if a check at construction disagrees with
+``torch.mm``) a plain ``addmm``. Gate math uses in-place torch ops on the column's gates (LSTM blocks
+reordered to i, f, o, g). All work runs under ``torch.inference_mode()``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ebatch.runtime.executor import Executor
+from ebatch.runtime.gates import GateWeights
 from ebatch.runtime.plan import StepPlan
 from ebatch.runtime.weights import RNNWeights
 
@@ -22,7 +25,9 @@ _PACKED_MAX_ROWS = 48  # above this many rows a plain GEMM is as fast (measured 
 
 
 class TorchExecutor(Executor):
-    """``device``: ``"cpu"`` (default) or ``"cuda"``; ``threads``: ``torch.set_num_threads`` (process-wide).
+    """``device``: ``"cpu"`` (default) or ``"cuda"``; ``threads``: ``torch.set_num_threads`` (process-wide);
+    ``graphs``: run row-regular steps as one fixed-shape masked loop (:mod:`ebatch.runtime.graphs`),
+    captured as CUDA graphs on CUDA; default: on CUDA only (on the CPU it runs eagerly, for tests).
 
     Raises ``ValueError`` when torch is missing or the device is not available.
     """
@@ -30,7 +35,7 @@ class TorchExecutor(Executor):
     name = "torch"
 
     def __init__(self, weights: RNNWeights, device: str | None = None, threads: int | None = None,
-                 keep_outputs: bool = True) -> None:
+                 keep_outputs: bool = True, graphs: bool | None = None) -> None:
         try:
             import torch
         except ImportError:
@@ -42,29 +47,28 @@ class TorchExecutor(Executor):
         self.device = torch.device(device)
         if threads is not None:
             torch.set_num_threads(int(threads))
+        self._graphs = self.device.type == "cuda" if graphs is None else bool(graphs)
         super().__init__(weights, keep_outputs=keep_outputs)
         self.name = "torch" if self.device.type == "cpu" else f"torch-{self.device.type}"
+        if self._graphs:
+            from ebatch.runtime.graphs import GraphRecurrence
 
-    def _prepare(self) -> None:
+            self.graph = GraphRecurrence(torch, self._w_hh, self._b_hh, self._lstm, self._hidden,
+                                         capture=self.device.type == "cuda")
+            self._masks: dict[StepPlan, tuple] = {}
+
+    def _load(self, cells: list[GateWeights]) -> None:
         torch, dev = self._torch, self.device
-        h, lstm = self._hidden, self.weights.cell == "lstm"
 
         def tensor(a: np.ndarray):
             return torch.from_numpy(np.array(a, dtype=np.float32, order="C")).to(dev)
 
-        # LSTM gate blocks reordered to (i, f, o, g) so the three sigmoid gates are one slice
-        order = np.r_[0 : 2 * h, 3 * h : 4 * h, 2 * h : 3 * h] if lstm else np.arange(3 * h)
-        self._w_ih, self._bias, self._w_hh, self._b_hh = [], [], [], []
-        for layer in self.weights.cells:
-            for w in layer:
-                self._w_ih.append(tensor(w.w_ih[order]))
-                self._w_hh.append(tensor(w.w_hh[order]))
-                if lstm:
-                    self._bias.append(tensor((w.b_ih + w.b_hh)[order]))
-                    self._b_hh.append(tensor(np.zeros(4 * h, np.float32)))
-                else:  # r and z recurrent biases fold into the input projection; n's stays inside r * (...)
-                    self._bias.append(tensor(w.b_ih + np.r_[w.b_hh[: 2 * h], np.zeros(h, np.float32)]))
-                    self._b_hh.append(tensor(np.r_[np.zeros(2 * h, np.float32), w.b_hh[2 * h :]]))
+        self._w_ih = [tensor(c.w_ih) for c in cells]
+        self._w_hh = [tensor(c.w_hh) for c in cells]
+        self._bias = [tensor(c.bias) for c in cells]
+        # the recurrent GEMM's bias: GRU's n block (r * (h W_hn^T + b_hn)), zeros elsewhere
+        g = cells[0].w_hh.shape[0]
+        self._b_hh = [tensor(np.r_[np.zeros(g - len(c.b_hn), np.float32), c.b_hn]) for c in cells]
         self._packed = self._pack_recurrent()
 
     def _pack_recurrent(self) -> list | None:
@@ -111,6 +115,12 @@ class TorchExecutor(Executor):
     def _flip(self, x):
         return x.flip(0)
 
+    def _zeros(self, shape: tuple[int, int]):
+        return self._torch.zeros(shape, device=self.device)
+
+    def _split(self, x, counts: list[int]) -> list:
+        return x.split_with_sizes(counts)
+
     def _index(self, order: np.ndarray):
         return self._torch.from_numpy(order).to(self.device)
 
@@ -135,59 +145,42 @@ class TorchExecutor(Executor):
         with self._torch.inference_mode():
             return super().execute(step)
 
+    def _cell(self, cell_type: int, gates, h_prev, c_prev, h_out, c_out) -> None:
+        torch, h, n = self._torch, self._hidden, len(h_out)
+        z = self._recurrent(cell_type, h_prev, n)
+        if self._lstm:
+            z += gates
+            z[:, : 3 * h].sigmoid_()
+            z[:, 3 * h :].tanh_()
+            i, f, o, cand = z.view(n, 4, h).unbind(1)
+            torch.addcmul(f.mul_(c_prev), i, cand, out=c_out)
+            torch.mul(o, c_out.tanh(), out=h_out)
+        else:
+            rz = z[:, : 2 * h].add_(gates[:, : 2 * h]).sigmoid_()
+            cand = torch.addcmul(gates[:, 2 * h :], rz[:, :h], z[:, 2 * h :]).tanh_()
+            torch.lerp(cand, h_prev, rz[:, h:], out=h_out)
+
     def _recur(self, cell_type: int, gates, plan: StepPlan, requests: list[int]):
-        torch = self._torch
-        lstm = self.weights.cell == "lstm"
-        h = self._hidden
-        out = torch.empty((plan.n_cells, h), device=self.device)
-        c_all = torch.empty((plan.n_cells, h), device=self.device) if lstm else None
-        g_cols = gates.split_with_sizes(plan.counts)
-        out_cols = out.split_with_sizes(plan.counts)
-        c_cols = c_all.split_with_sizes(plan.counts) if lstm else None
-        previous = None  # (offset, end) of the previous column
-        for j, col in enumerate(plan.columns):
-            off, n, source = col.offset, col.count, col.source
-            if source[0] == "slice":
-                a, b = source[1], source[2]
-                if previous == (a, b):
-                    h_prev = out_cols[j - 1]
-                    c_prev = c_cols[j - 1] if lstm else None
-                else:
-                    h_prev = out[a:b]
-                    c_prev = c_all[a:b] if lstm else None
-            else:
-                h_prev = torch.zeros((n, h), device=self.device)
-                c_prev = torch.zeros((n, h), device=self.device) if lstm else None
-                if source[0] == "mixed":
-                    _, local, src, saved_local, saved_seg = source
-                    local, src = self._index(local), self._index(src)
-                    h_prev[local] = out[src]
-                    if lstm:
-                        c_prev[local] = c_all[src]
-                    for i, k in zip(saved_local.tolist(), saved_seg.tolist()):
-                        state = self._saved(cell_type, requests[k])
-                        h_prev[i] = state[0]
-                        if lstm:
-                            c_prev[i] = state[1]
-            previous = (off, off + n)
-            z = self._recurrent(cell_type, h_prev, n)
-            if lstm:
-                z += g_cols[j]
-                z[:, : 3 * h].sigmoid_()
-                z[:, 3 * h :].tanh_()
-                i, f, o, cand = z.view(n, 4, h).unbind(1)
-                c_new = c_cols[j]
-                torch.addcmul(f.mul_(c_prev), i, cand, out=c_new)
-                torch.mul(o, c_new.tanh(), out=out_cols[j])
-            else:
-                g = g_cols[j]
-                rz = z[:, : 2 * h].add_(g[:, : 2 * h]).sigmoid_()
-                cand = torch.addcmul(g[:, 2 * h :], rz[:, :h], z[:, 2 * h :]).tanh_()
-                torch.lerp(cand, h_prev, rz[:, h:], out=out_cols[j])
-        states = self._states[cell_type]
-        last = self._index(plan.last_cell)
-        h_last = out.index_select(0, last)
-        c_last = c_all.index_select(0, last) if lstm else None
-        for k in plan.save_order:
-            states[requests[k]] = (h_last[k], c_last[k] if lstm else None)
+        if not self._graphs or not plan.row_regular:
+            return super()._recur(cell_type, gates, plan, requests)
+        torch, h = self._torch, self._hidden
+        masks = self._masks.get(plan)
+        if masks is None:
+            if len(self._masks) >= 8:
+                self._masks.clear()
+            masks = self._masks[plan] = (*self.graph.masks(plan, self.device), self._index(plan.cell_dense))
+        keep, active, rows, segs, dense_index = masks
+        grid = torch.zeros((plan.width * plan.slots, gates.shape[1]), device=self.device)
+        grid.index_copy_(0, dense_index, gates)
+        h0 = torch.zeros((plan.slots, h), device=self.device)
+        c0 = torch.zeros((plan.slots, h), device=self.device) if self._lstm else None
+        for row, k in zip(rows, segs):
+            state = self._saved(cell_type, requests[k])
+            h0[row] = state[0]
+            if self._lstm:
+                c0[row] = state[1]
+        h_grid, c_grid = self.graph.run(cell_type, grid.view(plan.width, plan.slots, -1), keep, active, h0, c0)
+        out = h_grid.view(-1, h).index_select(0, dense_index)
+        c_all = c_grid.view(-1, h).index_select(0, dense_index) if self._lstm else None
+        self._save_states(cell_type, plan, requests, out, c_all)
         return out
