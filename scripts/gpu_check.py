@@ -6,10 +6,14 @@
    (length 1 included), every policy, batch sizes above and below the request count, T above every
    length; outputs of ``Engine(..., backend="torch", device=DEVICE)`` must equal ``torch.nn`` run on the CPU
    on each sequence alone within 1e-5 (TF32 disabled). Exit code 1 on any mismatch.
+   On CUDA the torch executor runs row-regular steps as CUDA graphs (one per cell type, B and window
+   width; ``ebatch.runtime.graphs``), so this checks the graph path; a second pass checks the column loop.
 2. Benchmark (wall clock, one device): lstm-2x512 on LibriSpeech test-clean lengths (64 requests, seed 0),
-   offline, B in (16, 64): padding, ebatch T=16/64 on the torch executor, torch.nn padded and packed, and
-   the no-padding limit (torch.nn on a full batch of equal-length sequences). Prints a table; with --out
-   writes gpu_check.json there. Takes about a minute on a recent GPU (less with --quick).
+   offline, B in (16, 64): padding and ebatch T=16/64 on the torch executor with CUDA graphs (the default
+   on CUDA), ebatch T=64 with the column loop (graphs off, the executor before issue 8), torch.nn (cuDNN)
+   padded and packed, and the no-padding limit (torch.nn on a full batch of equal-length sequences).
+   Prints a table and issue 8's GPU target (E-BATCH >= 1.5x cuDNN packed at B=64); with --out writes
+   gpu_check.json there. Takes a few minutes on a recent GPU (graph capture per shape; less with --quick).
 """
 
 from __future__ import annotations
@@ -38,6 +42,15 @@ POLICIES = [
 ]
 
 
+def engine_for(weights, name: str, batch_size: int, device: str, graphs: bool, **params) -> Engine:
+    """An engine on the torch executor, with CUDA graphs on or off."""
+    from ebatch.runtime.torch_executor import TorchExecutor
+
+    engine = Engine(weights, policy=name, batch_size=batch_size, backend="torch", device=device, **params)
+    engine.executor = TorchExecutor(weights, device=device, graphs=graphs)
+    return engine
+
+
 def correctness(device: str, cases: int) -> tuple[int, int, float]:
     rng = np.random.default_rng(0)
     passed = failed = 0
@@ -57,9 +70,9 @@ def correctness(device: str, cases: int) -> tuple[int, int, float]:
         sequences = [rng.standard_normal((n, input_size), dtype=np.float32) for n in lengths]
         with torch.inference_mode():
             want = [module(torch.from_numpy(x))[0].numpy() for x in sequences]
-        for batch_size in (2, len(sequences) + 3):
+        for batch_size, graphs in ((2, True), (len(sequences) + 3, True), (2, False)):
             for name, params in POLICIES:
-                engine = Engine(weights, policy=name, batch_size=batch_size, backend="torch", device=device, **params)
+                engine = engine_for(weights, name, batch_size, device, graphs, **params)
                 got = engine.run(sequences)
                 error = max(float(np.abs(g - w).max()) for g, w in zip(got, want))
                 worst = max(worst, error)
@@ -68,7 +81,7 @@ def correctness(device: str, cases: int) -> tuple[int, int, float]:
                 else:
                     failed += 1
                     print(f"MISMATCH case {case} {cell} layers={layers} bi={bidirectional} sizes=({input_size},"
-                          f"{hidden}) {name} {params} B={batch_size}: max abs error {error:.2e}")
+                          f"{hidden}) {name} {params} B={batch_size} graphs={graphs}: max abs error {error:.2e}")
     return passed, failed, worst
 
 
@@ -83,14 +96,15 @@ def bench(device: str, requests: int) -> list[dict]:
     rows = []
     for batch_size in (16, 64):
         limit = limit_cells_per_s(module, batch_size, int(lengths.mean()), device=device)
-        runs = [("padding", {}), ("ebatch", {"timesteps": 16}), ("ebatch", {"timesteps": 64})]
-        for name, params in runs:
-            engine = Engine(weights, policy=name, batch_size=batch_size, backend="torch", device=device, **params)
-            engine.run(sequences[:4])  # warm up (kernels, allocator)
+        runs = [("padding", {}, True), ("ebatch", {"timesteps": 16}, True), ("ebatch", {"timesteps": 64}, True),
+                ("ebatch", {"timesteps": 64}, False)]
+        for name, params, graphs in runs:
+            engine = engine_for(weights, name, batch_size, device, graphs, **params)
+            engine.run(sequences)  # warm up: kernels, allocator, and the capture of every shape this run meets
             start = time.perf_counter()
             engine.run(sequences)
             wall = time.perf_counter() - start
-            label = name + "".join(f" T={v}" for v in params.values())
+            label = name + "".join(f" T={v}" for v in params.values()) + ("" if graphs else " (column loop)")
             rows.append({"name": label, "batch_size": batch_size, "wall_s": wall, "sequences_per_s": requests / wall,
                          "useful_cells_per_s": cells / wall, "efficiency": cells / wall / limit})
         for mode in ("padded", "packed"):
@@ -113,9 +127,10 @@ def markdown(result: dict, command: str) -> str:
         "",
         f"- Correctness: {result['passed']} policy runs passed, {result['failed']} failed; worst max abs error "
         f"{result['worst_abs_error']:.2e} against torch.nn on the CPU, each sequence alone (tolerance 1e-5).",
-        "- Speed: lstm-2x512 on 64 LibriSpeech test-clean lengths, offline, wall clock on the GPU. The executor "
-        "runs one CUDA launch sequence per column, so at these sizes it is launch-bound: far below cuDNN's "
-        "fused kernels (torch.nn rows) and the limit. A fused or graph-captured column loop is what would close it.",
+        "- Speed: lstm-2x512 on 64 LibriSpeech test-clean lengths, offline, wall clock on the GPU, after a warm-up "
+        "run that captures every CUDA graph the run needs. Rows without a suffix replay one CUDA graph per "
+        "window (cell type, B, width); `(column loop)` is the executor launching kernels column by column.",
+        *target_lines(result["bench"]),
         "",
         "| name | B | seq/s | useful cells/s | efficiency |",
         "|---|---:|---:|---:|---:|",
@@ -125,6 +140,19 @@ def markdown(result: dict, command: str) -> str:
         lines.append(f"| {r['name']} | {r['batch_size']} | {'-' if seq is None else f'{seq:.1f}'} | "
                      f"{r['useful_cells_per_s']:,.0f} | {r['efficiency']:.2f} |")
     return "\n".join(lines)
+
+
+def target_lines(rows: list[dict]) -> list[str]:
+    """Issue 8's GPU target: the best E-BATCH at B=64 at least 1.5x cuDNN packed (sequences/s)."""
+    at64 = [r for r in rows if r["batch_size"] == 64 and r.get("sequences_per_s")]
+    ebatch = [r for r in at64 if r["name"].startswith("ebatch")]
+    packed = [r for r in at64 if r["name"] == "torch.nn packed"]
+    if not ebatch or not packed:
+        return []
+    best = max(ebatch, key=lambda r: r["sequences_per_s"])
+    ratio = best["sequences_per_s"] / packed[0]["sequences_per_s"]
+    return [f"- Target (B=64): {best['name']} is {ratio:.2f}x cuDNN packed (target 1.5x: "
+            f"{'met' if ratio >= 1.5 else 'missed'})."]
 
 
 def render(json_path: str, section_path: str) -> int:
@@ -158,10 +186,11 @@ def main() -> int:
     print(f"correctness: {passed} passed, {failed} failed, worst max abs error {worst:.2e} "
           f"({time.perf_counter() - start:.1f} s)")
     rows = bench(args.device, 32 if args.quick else 64)
-    print(f"{'name':<18} {'B':>3} {'seq/s':>9} {'cells/s':>12} {'efficiency':>10}")
+    print(f"{'name':<30} {'B':>3} {'seq/s':>9} {'cells/s':>12} {'efficiency':>10}")
     for r in rows:
-        print(f"{r['name']:<18} {r['batch_size']:>3} {r.get('sequences_per_s', float('nan')):>9.1f} "
+        print(f"{r['name']:<30} {r['batch_size']:>3} {r.get('sequences_per_s', float('nan')):>9.1f} "
               f"{r['useful_cells_per_s']:>12,.0f} {r['efficiency']:>10.2f}")
+    print("\n".join(target_lines(rows)))
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         result = {"device": name, "torch": torch.__version__, "passed": passed, "failed": failed,
