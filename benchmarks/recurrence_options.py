@@ -41,8 +41,7 @@ def script_loop(gates: torch.Tensor, w_dnn: torch.Tensor, h0: torch.Tensor, c0: 
     h, c = h0, c0
     outs = []
     for j in range(steps):
-        scalars: list[float | None] = []
-        z = torch.ops.mkldnn._linear_pointwise(h, w_dnn, None, "none", scalars, "") + gates[j * rows:(j + 1) * rows]
+        z = torch.ops.mkldnn._linear_pointwise(h, gates[j * rows:(j + 1) * rows], w_dnn, None, "add")
         sig = z[:, : 3 * hid].sigmoid()
         c = sig[:, hid: 2 * hid] * c + sig[:, :hid] * z[:, 3 * hid:].tanh()
         h = sig[:, 2 * hid:] * c.tanh()
@@ -65,6 +64,49 @@ def python_loop(gates, w_dnn, h0, c0):
     return out
 
 
+def measure(ext, hid: int, inp: int) -> tuple[str, str]:
+    """(row of the loop table, row of the GEMM table) for one layer size."""
+    g = 4 * hid
+    module = torch.nn.LSTM(inp, hid).eval()
+    w_ih, w_hh = module.weight_ih_l0.detach(), module.weight_hh_l0.detach()
+    w_hh_ifog = torch.cat([w_hh[: 2 * hid], w_hh[3 * hid:], w_hh[2 * hid: 3 * hid]]).contiguous()
+    w_ih_ifog = torch.cat([w_ih[: 2 * hid], w_ih[3 * hid:], w_ih[2 * hid: 3 * hid]]).contiguous()
+    dnn_ih = torch.ops.mkldnn._reorder_linear_weight(w_ih_ifog, B)
+    dnn_hh = torch.ops.mkldnn._reorder_linear_weight(w_hh_ifog, B)
+    bias = torch.zeros(g)
+    x = torch.randn(T, B, inp)
+    flat = x.view(T * B, inp)
+    h0 = torch.zeros(B, hid)
+    off = torch.arange(T) * B
+    count = torch.full((T,), B)
+    slices = torch.cat([torch.tensor([-1]), torch.arange(T - 1) * B])
+    pred = torch.full((T * B,), -1, dtype=torch.int64)
+    pred[B:] = torch.arange((T - 1) * B)
+    last = torch.arange((T - 1) * B, T * B)
+    empty = torch.empty(0)
+
+    def project():
+        return torch.ops.mkldnn._linear_pointwise(flat, dnn_ih, bias, "none", [], "")
+
+    with torch.inference_mode():
+        ref = best(lambda: module(x))
+        times = [
+            best(lambda: python_loop(project(), dnn_hh, h0, h0)),
+            best(lambda: script_loop(project(), dnn_hh, h0, h0, T, B)),
+            best(lambda: ext.recur(project(), dnn_hh, w_hh_ifog, torch.zeros(hid), empty, empty, off, count,
+                                   slices, pred, last, True)),
+        ]
+        row = f"| {hid}, {inp} | {ref * 1e3:.1f} | " + " | ".join(f"{ref / t:.2f}" for t in times) + " |"
+        a = torch.randn(B, hid)
+        packed = torch.ops.mkl._mkl_reorder_linear_weight(w_hh_ifog, B)
+        flops = 2 * B * hid * g
+        gemm = [best(lambda: [torch.addmm(bias, a, w_hh_ifog.t()) for _ in range(20)]) / 20,
+                best(lambda: [torch.ops.mkl._mkl_linear(a, packed, w_hh_ifog, bias, B) for _ in range(20)]) / 20,
+                best(lambda: [torch.ops.mkldnn._linear_pointwise(a, dnn_hh, None, "none", [], "")
+                              for _ in range(20)]) / 20]
+        return row, f"| {B} x {hid} x {g} | " + " | ".join(f"{flops / t / 1e9:.0f}" for t in gemm) + " |"
+
+
 def main() -> None:
     from ebatch.runtime.compiled import load_extension
 
@@ -74,45 +116,9 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     gemm_rows = []
     for hid, inp in ((512, 512), (320, 120), (320, 640)):
-        g = 4 * hid
-        module = torch.nn.LSTM(inp, hid).eval()
-        w_ih, w_hh = module.weight_ih_l0.detach(), module.weight_hh_l0.detach()
-        w_hh_ifog = torch.cat([w_hh[: 2 * hid], w_hh[3 * hid:], w_hh[2 * hid: 3 * hid]]).contiguous()
-        w_ih_ifog = torch.cat([w_ih[: 2 * hid], w_ih[3 * hid:], w_ih[2 * hid: 3 * hid]]).contiguous()
-        dnn_ih = torch.ops.mkldnn._reorder_linear_weight(w_ih_ifog, B)
-        dnn_hh = torch.ops.mkldnn._reorder_linear_weight(w_hh_ifog, B)
-        bias = torch.zeros(g)
-        x = torch.randn(T, B, inp)
-        flat = x.view(T * B, inp)
-        h0 = torch.zeros(B, hid)
-        off = torch.arange(T) * B
-        count = torch.full((T,), B)
-        slices = torch.cat([torch.tensor([-1]), torch.arange(T - 1) * B])
-        pred = torch.full((T * B,), -1, dtype=torch.int64)
-        pred[B:] = torch.arange((T - 1) * B)
-        last = torch.arange((T - 1) * B, T * B)
-        empty = torch.empty(0)
-
-        def project():
-            return torch.ops.mkldnn._linear_pointwise(flat, dnn_ih, bias, "none", [], "")
-
-        with torch.inference_mode():
-            ref = best(lambda: module(x))
-            times = [
-                best(lambda: python_loop(project(), dnn_hh, h0, h0)),
-                best(lambda: script_loop(project(), dnn_hh, h0, h0, T, B)),
-                best(lambda: ext.recur(project(), dnn_hh, w_hh_ifog, torch.zeros(hid), empty, empty, off, count,
-                                       slices, pred, last, True)),
-            ]
-            print(f"| {hid}, {inp} | {ref * 1e3:.1f} | " + " | ".join(f"{ref / t:.2f}" for t in times) + " |")
-            a = torch.randn(B, hid)
-            packed = torch.ops.mkl._mkl_reorder_linear_weight(w_hh_ifog, B)
-            flops = 2 * B * hid * g
-            gemm = [best(lambda: [torch.addmm(bias, a, w_hh_ifog.t()) for _ in range(20)]) / 20,
-                    best(lambda: [torch.ops.mkl._mkl_linear(a, packed, w_hh_ifog, bias, B) for _ in range(20)]) / 20,
-                    best(lambda: [torch.ops.mkldnn._linear_pointwise(a, dnn_hh, None, "none", [], "")
-                                  for _ in range(20)]) / 20]
-            gemm_rows.append(f"| {B} x {hid} x {g} | " + " | ".join(f"{flops / t / 1e9:.0f}" for t in gemm) + " |")
+        row, gemm_row = measure(ext, hid, inp)
+        print(row)
+        gemm_rows.append(gemm_row)
     print("\n| recurrent GEMM (M x K x N) | MKL sgemm GFLOP/s | MKL packed | oneDNN reordered |")
     print("|---|---:|---:|---:|")
     print("\n".join(gemm_rows))
