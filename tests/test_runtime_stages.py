@@ -221,3 +221,24 @@ def test_whole_model_round_trips_through_safetensors_without_torch(tmp_path):
     save_file(load_file(str(path)), str(tmp_path / "plain.safetensors"))
     engine = Engine.from_safetensors(tmp_path / "plain.safetensors", backend="numpy")
     np.testing.assert_allclose(engine.run([x])[0], run_alone(torch, modules, x), rtol=0, atol=ATOL)
+
+
+def test_cli_describes_a_model_file_and_compares_it(tmp_path, capsys):
+    import json
+
+    pytest.importorskip("safetensors")
+    from ebatch.cli import main
+    from ebatch.model import Layer, RNNModel
+    from ebatch.runtime.stagefile import save_stages
+
+    model = RNNModel("mixed", (Layer("gru", 6, 5, True), Layer("lstm", 5, 7, False, 3)), merge="sum")
+    path = save_stages(ModelStages.random(model, seed=0), tmp_path / "mixed.safetensors")
+    main(["models", "--file", str(path), "--format", "json"])
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["input_size"] == 6 and row["output_size"] == 3 and row["rnn_model"]["merge"] == "sum"
+    assert row["params"] == model.params and row["stages"][1].startswith("SumDirections")
+    main(["compare", "--model", str(path), "--requests", "4", "--policies", "padding,ebatch", "--format", "json",
+          "--measured", "numpy"])
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["policy"] for r in rows] == ["padding", "ebatch"] and all(r["measured"]["throughput_rps"] > 0
+                                                                         for r in rows)
