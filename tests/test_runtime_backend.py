@@ -109,7 +109,7 @@ def test_bench_command_rejects_bad_options(capsys):
     from ebatch.cli import main
 
     for argv, message in (
-        (["bench", "--models", "deepspeech2"], "concatenated outputs"),
+        (["bench", "--models", "nope"], "unknown model 'nope'"),
         (["bench", "--timesteps", "a"], "timesteps"),
         (["bench", "--backends", "jax"], "backends"),
     ):

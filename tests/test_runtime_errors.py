@@ -115,7 +115,7 @@ def save(tmp_path, tensors, name="w.safetensors"):
         (lambda t: t.update(weight_hh_l0=np.zeros((10, 3), np.float32)), "tensor 'weight_hh_l0': shape"),
         (lambda t: t.update(weight_ih_l0=np.full((12, 5), np.nan, np.float32)), "'weight_ih_l0': contains NaN"),
         (lambda t: t.update(extra=np.zeros(2, np.float32)), "tensor 'extra': not a tensor of torch.nn.LSTM"),
-        (lambda t: t.update(weight_hr_l0=np.zeros((2, 3), np.float32)), "projections"),
+        (lambda t: t.update(weight_hr_l0=np.zeros((2, 3), np.float32)), "missing tensor 'weight_hr_l0_reverse'"),
         (lambda t: [t.pop(k) for k in list(t) if k != "bias_ih_l0"], "missing tensor 'weight_ih_l0'"),
     ],
 )
@@ -145,9 +145,24 @@ def test_safetensors_file_problems(tmp_path):
     assert engine.run([np.ones((2, 5), np.float32)])[0].shape == (2, 3)
 
 
-def test_from_torch_rejects_other_modules():
+def test_from_torch_rejects_stages_that_are_not_position_wise():
     torch = pytest.importorskip("torch")
-    with pytest.raises(ValueError, match="expected torch.nn.LSTM or torch.nn.GRU, got Linear"):
+    with pytest.raises(ValueError, match="no nn.LSTM or nn.GRU among them"):
         Engine.from_torch(torch.nn.Linear(3, 4))
-    with pytest.raises(ValueError, match="proj_size"):
-        Engine.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
+    with pytest.raises(ValueError, match="is not a torch.nn.Module"):
+        Engine.from_torch([torch.nn.LSTM(3, 4), "relu"])
+    with pytest.raises(ValueError, match=r"stage 1 \(Linear\): takes 5 features, but gets 4"):
+        Engine.from_torch([torch.nn.LSTM(3, 4), torch.nn.Linear(5, 2)])
+    with pytest.raises(ValueError, match=r"stage 2 \(GRU\): input_size 3, but the stage before it outputs 4"):
+        Engine.from_torch([torch.nn.LSTM(3, 4), torch.nn.Tanh(), torch.nn.GRU(3, 4)])
+
+    class Smooth(torch.nn.Module):  # mixes neighbouring time-steps
+        def forward(self, x):
+            return x + torch.roll(x, 1, dims=0)
+
+    with pytest.raises(ValueError, match=r"stage 1 \(Smooth\): is not position-wise"):
+        Engine.from_torch([torch.nn.LSTM(3, 4), Smooth()])
+    with pytest.raises(ValueError, match=r"stage 1 \(Conv1d\): cannot be applied to frames \[length, 4\]"):
+        Engine.from_torch([torch.nn.LSTM(3, 4), torch.nn.Conv1d(4, 4, 3)])
+    with pytest.raises(ValueError, match=r"stage 1 \(BatchNorm1d\): cannot be applied"):
+        Engine.from_torch([torch.nn.LSTM(3, 4), torch.nn.BatchNorm1d(4, track_running_stats=False)])

@@ -17,12 +17,17 @@ GATES = {"lstm": 4, "gru": 3}
 
 @dataclass(frozen=True)
 class Layer:
-    """One recurrent layer. ``hidden_size`` is per direction."""
+    """One recurrent layer. ``hidden_size`` is per direction.
+
+    ``proj_size`` (LSTM only, ``torch.nn.LSTM(proj_size=...)``): the hidden state is projected to
+    ``proj_size`` features (``h = W_hr (o * tanh(c))``); 0 means no projection.
+    """
 
     cell: str
     input_size: int
     hidden_size: int
     bidirectional: bool = False
+    proj_size: int = 0
 
     def __post_init__(self) -> None:
         if self.cell not in GATES:
@@ -30,10 +35,18 @@ class Layer:
         for name in ("input_size", "hidden_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"layer {name}: must be >= 1, got {getattr(self, name)}")
+        if self.proj_size and (self.cell != "lstm" or not 0 < self.proj_size < self.hidden_size):
+            raise ValueError(f"layer proj_size: {self.proj_size} needs an LSTM and 0 < proj_size < hidden_size "
+                             f"({self.hidden_size}); use 0 for no projection")
 
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Features one direction outputs per time-step: ``proj_size`` when projected, else ``hidden_size``."""
+        return self.proj_size or self.hidden_size
 
     @property
     def gate_rows(self) -> int:
@@ -47,8 +60,8 @@ class Layer:
 
     @property
     def recurrent_params(self) -> int:
-        """Elements of the recurrent matrix W_hh of one direction."""
-        return self.gate_rows * self.hidden_size
+        """Elements of the recurrent matrix W_hh of one direction (and of the projection W_hr, if any)."""
+        return self.gate_rows * self.output_size + self.proj_size * self.hidden_size
 
     @property
     def bias_params(self) -> int:
@@ -72,6 +85,9 @@ class RNNModel:
 
     ``merge`` says how a bidirectional layer's two outputs feed the next layer: ``concat`` (PyTorch's
     ``nn.LSTM``: next input = 2 x hidden) or ``sum`` (deepspeech.pytorch: next input = hidden).
+    ``staged_inputs``: indices of layers whose input passes through position-wise stages first (a Linear,
+    a LayerNorm: what the runtime runs between RNN layers); their ``input_size`` need not equal the
+    layer below's output. The cost models count the recurrent layers only.
     Raises ``ValueError`` when consecutive layer sizes do not chain.
     """
 
@@ -79,6 +95,7 @@ class RNNModel:
     layers: tuple[Layer, ...]
     merge: str = "concat"
     description: str = ""
+    staged_inputs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.layers:
@@ -86,6 +103,8 @@ class RNNModel:
         if self.merge not in ("concat", "sum"):
             raise ValueError(f"model merge: unknown {self.merge!r}; use 'concat' or 'sum'")
         for i in range(1, len(self.layers)):
+            if i in self.staged_inputs:
+                continue
             expected = self.output_size_of(i - 1)
             if self.layers[i].input_size != expected:
                 raise ValueError(
@@ -95,7 +114,7 @@ class RNNModel:
 
     def output_size_of(self, index: int) -> int:
         layer = self.layers[index]
-        return layer.hidden_size * (layer.directions if self.merge == "concat" else 1)
+        return layer.output_size * (layer.directions if self.merge == "concat" else 1)
 
     @property
     def num_layers(self) -> int:

@@ -27,7 +27,8 @@ def bench(
     out: Annotated[str, typer.Option("--out", help="Markdown file whose 'runtime' section is rewritten; '' none.")]
     = "docs/benchmarks.md",
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
-    models: Annotated[str, typer.Option("--models", help="Comma-separated: zoo names or gru-2x512.")]
+    models: Annotated[str, typer.Option("--models", help="Comma-separated: zoo names or gru-2x512 (deepspeech2 "
+                                        "and gnmt-enc run as whole torch models, 4 and 8 requests unless -n).")]
     = "lstm-2x512,gru-2x512,eesen",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="B for every policy and peer.")] = 16,
     timesteps: Annotated[str, typer.Option("--timesteps", "-t", help="E-BATCH window lengths T, comma-separated.")]

@@ -37,7 +37,8 @@ __all__ = ["register", "si", "stdout_console"]
 FORMATS = ("table", "json", "csv")
 _FIELD_PREFIXES = ("workload", "lengths", "arrival", "rate", "requests", "frame_rate_hz", "subword_factor")
 
-Model = Annotated[str, typer.Option("--model", "-m", help="Zoo model (see `ebatch models`).")]
+Model = Annotated[str, typer.Option("--model", "-m", help="Zoo model (see `ebatch models`) or a model file "
+                                    "(.onnx, .safetensors; see `ebatch models --file`).")]
 Hardware = Annotated[str, typer.Option(
     "--hardware", help="Preset name or YAML path (see `ebatch hardware`); several separated by commas.")]
 WorkloadOpt = Annotated[str, typer.Option(
@@ -162,12 +163,23 @@ def _table(rows: list[dict], title: str, caption: str, ratios: bool) -> Table:
     return table
 
 
-def _measure(rnn, load: Workload, specs, backend: str, seed: int) -> list[dict]:
-    """Each policy's wall-clock figures on a real executor (``ebatch.runtime.ExecutorBackend``)."""
-    from ebatch.runtime import ExecutorBackend, RNNWeights, make_executor
+def _model(model: str):
+    """``(RNNModel, stages or None)``: a zoo model by name, or a model file's stages and their RNNModel."""
+    if model.endswith((".onnx", ".safetensors")) or "/" in model:
+        from ebatch.runtime.stagefile import load_model_file
+
+        stages = load_model_file(model)
+        return stages.model, stages
+    return get_model(model), None
+
+
+def _measure(rnn, load: Workload, specs, backend: str, seed: int, stages=None) -> list[dict]:
+    """Each policy's wall-clock figures on a real executor (``ebatch.runtime.ExecutorBackend``); weights are
+    the model file's (``stages``) or random ones of the zoo model's shapes."""
+    from ebatch.runtime import ExecutorBackend, ModelStages, make_executor
     from ebatch.sim import simulate as run_simulation
 
-    executor = make_executor(RNNWeights.random(rnn, seed=seed), backend)
+    executor = make_executor(stages if stages is not None else ModelStages.random(rnn, seed=seed), backend)
     measured = []
     for name, params in specs:
         real = ExecutorBackend(executor, lengths=load.lengths, seed=seed)
@@ -195,7 +207,7 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
         raise ValueError(f"format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if measured is not None and measured not in ("numpy", "torch"):
         raise ValueError(f"measured: unknown executor {measured!r}; choose numpy or torch")
-    rnn = get_model(model)
+    rnn, stages = _model(model)
     names = [h.strip() for h in hardware.split(",")]
     if not all(names):
         raise ValueError(f"hardware: empty entry in {hardware!r}; separate preset names or paths with commas")
@@ -218,7 +230,7 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
     finally:
         bar.close()
 
-    real = _measure(rnn, load, specs, measured, seed) if measured else None
+    real = _measure(rnn, load, specs, measured, seed, stages) if measured else None
     all_rows = []
     for spec, results in groups:
         rows = comparison_rows(results)

@@ -6,9 +6,11 @@ or a malformed preset file raises ``ValueError`` (printed by :func:`ebatch.cli.m
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -53,8 +55,42 @@ def _bidirectional(model) -> str:
     return "layers " + ",".join(str(i + 1) for i, f in enumerate(flags) if f)
 
 
-def models(fmt: Format = "table") -> None:
-    """List the model zoo: layers, cell, sizes, directions, parameter counts."""
+def _describe_file(path: Path, fmt: str) -> None:
+    """A model file's stages, shapes, parameter count and the RNNModel the simulator would use."""
+    from ebatch.runtime.stagefile import load_model_file
+
+    stages = load_model_file(path)
+    model = stages.model
+    row = {"file": str(path), "name": stages.name, "input_size": stages.input_size,
+           "output_size": stages.output_size, "params": stages.params, "stages": stages.describe(),
+           "rnn_model": dataclasses.asdict(model), "macs_per_timestep": model.macs_per_timestep}
+    table = Table(title=f"{path.name}: stages", caption=f"{si(stages.params)} parameters; T = time-steps",
+                  caption_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("stage: shapes in -> out")
+    for i, line in enumerate(row["stages"]):
+        table.add_row(str(i), line)
+    sim = Table(title=f"RNNModel for the simulator (merge {model.merge}"
+                + (f", staged inputs {list(model.staged_inputs)}" if model.staged_inputs else "") + ")",
+                caption=f"{si(model.macs_per_timestep)} MACs per time-step; the cost models count the "
+                "recurrent layers only", caption_justify="left")
+    for header in ("layer", "cell", "input", "hidden", "proj", "bidirectional"):
+        sim.add_column(header, justify="left" if header in ("cell", "bidirectional") else "right")
+    for i, layer in enumerate(model.layers):
+        sim.add_row(str(i), layer.cell, str(layer.input_size), str(layer.hidden_size), str(layer.proj_size or "-"),
+                    "yes" if layer.bidirectional else "no")
+    _emit(fmt, [row], [table, sim])
+
+
+def models(
+    fmt: Format = "table",
+    file: Annotated[Path | None, typer.Option("--file", help="Describe a model file (.onnx or .safetensors) "
+                                              "instead of the zoo.")] = None,
+) -> None:
+    """List the model zoo (layers, cell, sizes, directions, parameter counts), or describe a model file."""
+    if file is not None:
+        _describe_file(file, fmt)
+        return
     rows = []
     for m in ZOO.values():
         cells = sorted({layer.cell for layer in m.layers})

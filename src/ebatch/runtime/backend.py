@@ -63,7 +63,7 @@ class ExecutorBackend:
         executor.keep_outputs = keep_outputs
         if inputs is None:
             lengths = np.asarray(lengths, dtype=np.int64)
-            size = executor.model.layers[0].input_size
+            size = executor.input_size
 
             def draw(request: int) -> np.ndarray:
                 rng = np.random.default_rng([seed, request])

@@ -34,6 +34,8 @@ from ebatch.workload import Workload
 __all__ = ["BenchConfig", "bench_model", "run_bench", "set_blas_threads", "timed"]
 
 DATASET = "librispeech-test-clean"
+#: whole models run as torch stages (ebatch.runtime.zoo): few requests, they are large
+WHOLE_MODELS = {"deepspeech2": 4, "gnmt-enc": 8}
 EXTRA_MODELS = {"gru-2x512": RNNModel("gru-2x512", (Layer("gru", 512, 512), Layer("gru", 512, 512)),
                                       description="2 GRU layers of 512 (benchmarks).")}
 
@@ -57,6 +59,8 @@ class BenchConfig:
     notes: list[str] = field(default_factory=list)
 
     def n_requests(self, model: str) -> int:
+        if model in WHOLE_MODELS:
+            return self.requests or WHOLE_MODELS[model]
         big = model == "eesen"
         given = self.eesen_requests if big else self.requests
         if given is not None:
@@ -104,6 +108,8 @@ def _percentiles(latency_s: np.ndarray) -> tuple[float, float]:
 
 def bench_model(name: str) -> RNNModel:
     """A zoo model or ``gru-2x512`` that the runtime can run; ``ValueError`` otherwise."""
+    if name in WHOLE_MODELS:
+        return get_model(name)
     return check_runtime_model(EXTRA_MODELS[name] if name in EXTRA_MODELS else get_model(name))
 
 
@@ -187,8 +193,16 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
     rows = []
     for model_name in cfg.models:
         model = bench_model(model_name)
-        weights = RNNWeights.random(model, seed=cfg.seed)
-        module = torch_module(weights)
+        if model_name in WHOLE_MODELS:  # the zoo's torch stages; the peers run them as one module
+            from ebatch.runtime.peers import torch_stack
+            from ebatch.runtime.stages import ModelStages
+            from ebatch.runtime.zoo import torch_stages
+
+            modules = torch_stages(model_name, seed=cfg.seed)
+            weights, module = ModelStages.from_torch(modules, model_name), torch_stack(modules)
+        else:
+            weights = RNNWeights.random(model, seed=cfg.seed)
+            module = torch_module(weights)
         n = cfg.n_requests(model_name)
         b = cfg.batch_size
         lengths = Workload.from_dataset(DATASET, n=n, seed=cfg.seed).lengths

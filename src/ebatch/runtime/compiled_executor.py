@@ -97,7 +97,9 @@ class CompiledExecutor(TorchExecutor):
         return flat
 
     def _recur(self, cell_type: int, gates, plan: StepPlan, requests: list[int]):
-        torch, lstm = self._torch, self._lstm
+        if not self._plain[cell_type]:  # projections and ONNX's GRU variant: the torch column loop
+            return super()._recur(cell_type, gates, plan, requests)
+        torch, lstm = self._torch, self._lstm_of[cell_type]
         col_offset, col_count, col_slice, pred, last_cell, saved_segs = self._flat_plan(plan)
         h0 = c0 = self._no_state
         if saved_segs:

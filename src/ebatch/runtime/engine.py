@@ -8,6 +8,9 @@
     engine.stats()                       # cells, padded cells, steps, wall time, latency
 
 ``outputs[i]`` equals ``lstm(x_i)[0]`` for ``x_i`` alone (up to float32 rounding), whatever the policy.
+Whole models too: ``Engine.from_torch([nn.Linear(40, 64), nn.LSTM(64, 64), nn.Linear(64, 29)])``,
+``Engine.from_onnx("model.onnx")``, ``Engine.from_safetensors("model.safetensors")`` (see
+:mod:`ebatch.runtime.stages`): position-wise stages run on the frames each step finishes.
 The policy is driven by the event loop of :mod:`ebatch.sim` with an
 :class:`~ebatch.runtime.backend.ExecutorBackend`: every sequence arrives at time 0 (or at ``arrivals_s``,
 on a clock that advances by the measured time of each step and skips idle gaps), ``next_step`` /
@@ -32,6 +35,7 @@ from ebatch.policies.base import Policy
 from ebatch.runtime.backend import ExecutorBackend
 from ebatch.runtime.executor import Executor
 from ebatch.runtime.numpy_executor import NumpyExecutor
+from ebatch.runtime.stages import ModelStages
 from ebatch.runtime.weights import RNNWeights
 from ebatch.sim.engine import Simulator
 from ebatch.workload import Workload
@@ -50,7 +54,7 @@ class SequenceError(ValueError):
         self.index = index
 
 
-def make_executor(weights: RNNWeights, backend: str = "auto", device: str | None = None,
+def make_executor(weights: RNNWeights | ModelStages, backend: str = "auto", device: str | None = None,
                   threads: int | None = None) -> Executor:
     """An executor for ``weights``. Raises ``ValueError`` for an unknown backend or an impossible device.
 
@@ -130,7 +134,7 @@ class Engine:
 
     def __init__(
         self,
-        weights: RNNWeights,
+        weights: RNNWeights | ModelStages,
         policy: str | Policy = "ebatch",
         batch_size: int = 8,
         timesteps: int = 16,
@@ -140,7 +144,8 @@ class Engine:
         **policy_params,
     ) -> None:
         self.weights = weights
-        self.model = weights.model
+        self.stages = ModelStages.of(weights)
+        self.model = self.stages.model
         if isinstance(policy, str) and policy in policies.available():
             allowed = policies.parameters(policy)
             given = {"batch_size": batch_size, "timesteps": timesteps}
@@ -150,21 +155,42 @@ class Engine:
         self._stats: dict = {}
 
     @classmethod
-    def from_torch(cls, module, policy: str | Policy = "ebatch", batch_size: int = 8, timesteps: int = 16,
+    def from_torch(cls, stages, policy: str | Policy = "ebatch", batch_size: int = 8, timesteps: int = 16,
                    backend: str = "auto", **kwargs) -> Engine:
-        """From a ``torch.nn.LSTM`` / ``torch.nn.GRU`` (its weights are copied; ``batch_first`` is irrelevant
-        here since sequences are given one by one as ``[length, input_size]``)."""
-        return cls(RNNWeights.from_torch(module), policy, batch_size, timesteps, backend, **kwargs)
+        """From a ``torch.nn.LSTM`` / ``torch.nn.GRU``, or a list (or ``nn.Sequential``) of modules run in order.
+
+        RNN modules: any ``num_layers``, ``bidirectional``, ``bias``, LSTM ``proj_size``; ``batch_first`` is
+        irrelevant (sequences are given one by one as ``[length, input_size]``). Any other module is applied
+        position-wise to the frames (``[length, features] -> [length, features']``): Linear, LayerNorm,
+        BatchNorm1d (eval), activations, (Log)Softmax over features, :class:`ebatch.runtime.zoo.SumDirections`,
+        or any module that maps each frame on its own (checked on a probe; one that mixes time-steps raises
+        ``ValueError`` naming it). Weights are copied, modules put in eval mode.
+        """
+        return cls(ModelStages.from_torch(stages), policy, batch_size, timesteps, backend, **kwargs)
 
     @classmethod
-    def from_safetensors(cls, path: str | Path, cell: str = "lstm", policy: str | Policy = "ebatch",
+    def from_safetensors(cls, path: str | Path, cell: str | None = None, policy: str | Policy = "ebatch",
                          batch_size: int = 8, timesteps: int = 16, backend: str = "auto", **kwargs) -> Engine:
-        """From a safetensors file of a module's ``state_dict()``; ``cell`` is ``"lstm"`` or ``"gru"``."""
-        return cls(RNNWeights.from_safetensors(path, cell), policy, batch_size, timesteps, backend, **kwargs)
+        """From a safetensors file: a whole model saved by :func:`ebatch.runtime.stagefile.save_stages` (its
+        description in the metadata or a ``.json`` sidecar), or a module's ``state_dict()`` with ``cell``
+        ``"lstm"`` (default) or ``"gru"``. No torch needed."""
+        from ebatch.runtime.stagefile import load_stages
+
+        return cls(load_stages(path, cell), policy, batch_size, timesteps, backend, **kwargs)
+
+    @classmethod
+    def from_onnx(cls, model, policy: str | Policy = "ebatch", batch_size: int = 8, timesteps: int = 16,
+                  backend: str = "auto", **kwargs) -> Engine:
+        """From an ONNX model (a path or a ``ModelProto``) with LSTM/GRU nodes; needs the ``onnx`` extra.
+        See :mod:`ebatch.runtime.onnx_import` for what is accepted; anything else raises ``ValueError``
+        naming the node and the attribute."""
+        from ebatch.runtime.onnx_import import stages_from_onnx
+
+        return cls(stages_from_onnx(model), policy, batch_size, timesteps, backend, **kwargs)
 
     @property
     def output_size(self) -> int:
-        return self.model.output_size_of(self.model.num_layers - 1)
+        return self.stages.output_size
 
     def run(self, sequences, errors: str = "raise", arrivals_s=None) -> list:
         """Outputs ``[length_i, output_size]`` for each sequence, in input order.
@@ -182,7 +208,7 @@ class Engine:
         arrays = {}
         for i, x in enumerate(sequences):
             try:
-                arrays[i] = validate_sequence(i, x, self.model.layers[0].input_size)
+                arrays[i] = validate_sequence(i, x, self.stages.input_size)
             except SequenceError as exc:
                 if errors == "raise":
                     raise

@@ -2,9 +2,15 @@
 
 What an executor keeps per request (all of it freed when the request's last cell is done):
 
-- its input ``[length, input_size]`` (asked from :attr:`Executor.source` the first time a step holds it);
+- its input ``[length, input_size]`` (asked from :attr:`Executor.source` the first time a step holds it),
+  through the model's front end if it has one (applied once per step to all the requests the step admits);
 - each layer's output ``[length, D*H]`` (forward in ``[:H]``, backward in ``[H:]``, as ``torch.nn`` concatenates
-  them), kept until the layer above has read all of it; the last layer's output is the request's result;
+  them; ``H`` is the projection's size for a projected LSTM), kept until the layer above has read all of
+  it; the last layer's output is the request's result;
+- where a position-wise stage follows a layer (:class:`~ebatch.runtime.stages.ModelStages`), that stage's
+  output, which the next layer reads (or which is the result, for the head). After each step the frames
+  it finished (every direction done) are stacked across the step's requests and the stage runs once on
+  them;
 - its recurrent state per (layer, direction), saved at the end of each segment and restored at the start
   of the next one unless that segment resets it. State belongs to requests, not rows.
 
@@ -28,6 +34,7 @@ import numpy as np
 
 from ebatch.runtime.gates import GateWeights, gate_weights
 from ebatch.runtime.plan import StepPlan
+from ebatch.runtime.stages import ModelStages
 from ebatch.runtime.weights import RNNWeights
 from ebatch.step import BatchStep
 
@@ -47,18 +54,28 @@ class Executor:
     #: whether the backend wants the sigmoid blocks pre-scaled by 0.5 (one tanh for every gate)
     half_sigmoid = False
 
-    def __init__(self, weights: RNNWeights, keep_outputs: bool = True) -> None:
+    def __init__(self, weights: RNNWeights | ModelStages, keep_outputs: bool = True) -> None:
         self.weights = weights
-        self.model = weights.model
+        self.stages = ModelStages.of(weights)
+        self.model = self.stages.model
+        self.input_size, self.output_size = self.stages.input_size, self.stages.output_size
         self.keep_outputs = keep_outputs
         self.source: Callable[[int], np.ndarray] | None = None
-        self._hidden = weights.hidden_size
-        self._lstm = weights.cell == "lstm"
         self._types = {t: i for i, t in enumerate(self.model.cell_types)}
         self._layer_types = [
             [self._types[(layer, d)] for d in range(x.directions)] for layer, x in enumerate(self.model.layers)
         ]
-        self._load(gate_weights(weights, half_sigmoid=self.half_sigmoid))
+        cells = gate_weights(self.stages, half_sigmoid=self.half_sigmoid)
+        # per cell type: hidden size, LSTM or not, features out (a projection's), fast path or not
+        self._hidden_of = [c.hidden for c in cells]
+        self._lstm_of = [c.lstm for c in cells]
+        self._out_of = [c.hidden if c.w_hr is None else int(c.w_hr.shape[0]) for c in cells]
+        self._plain = [c.plain for c in cells]
+        self._reset_after = [c.reset_after for c in cells]
+        self._hidden, self._lstm = self._hidden_of[0], self._lstm_of[0]
+        self._uniform = len({(c.hidden, c.lstm) for c in cells}) == 1 and all(self._plain)
+        self._load(cells)
+        self._w_hr_t = [None if c.w_hr is None else self._to_device(np.ascontiguousarray(c.w_hr.T)) for c in cells]
         self.reset()
 
     # ---- life cycle ---------------------------------------------------------------------------------
@@ -68,6 +85,10 @@ class Executor:
         self._inputs: dict[int, object] = {}
         self._lengths: dict[int, int] = {}
         self._outputs: list[dict[int, object]] = [{} for _ in self.model.layers]
+        # per layer followed by a stage: the stage's output (the next layer's input, or the head's result),
+        # and for bidirectional layers how many directions have finished each position
+        self._staged: list[dict[int, object]] = [{} for _ in self.model.layers]
+        self._done: list[dict[int, np.ndarray]] = [{} for _ in self.model.layers]
         self._states: list[dict[int, tuple]] = [{} for _ in self._types]
         self._progress: dict[int, np.ndarray] = {}
         self._results: dict[int, np.ndarray] = {}
@@ -95,9 +116,26 @@ class Executor:
 
     def add(self, request: int, x: np.ndarray) -> None:
         """Give request ``request`` its (already validated) input ``[length, input_size]``."""
-        self._inputs[request] = self._to_device(np.ascontiguousarray(x, dtype=np.float32))
-        self._lengths[request] = int(len(x))
-        self._progress[request] = np.zeros(len(self._types), dtype=np.int64)
+        self._admit([request], [x])
+
+    def _admit(self, requests: list[int], inputs: list[np.ndarray]) -> None:
+        """Store the inputs of ``requests``, through the front end (one call for all of them) if any."""
+        front = self.stages.frames[0]
+        arrays = [np.ascontiguousarray(x, dtype=np.float32) for x in inputs]
+        if front is not None:
+            lengths = [len(x) for x in arrays]
+            y = np.asarray(front.numpy(np.concatenate(arrays)), dtype=np.float32)
+            arrays = np.split(y, np.cumsum(lengths)[:-1])
+        for r, x in zip(requests, arrays):
+            self._inputs[r] = self._to_device(np.ascontiguousarray(x))
+            self._lengths[r] = int(len(x))
+            self._progress[r] = np.zeros(len(self._types), dtype=np.int64)
+
+    def _below(self, layer: int) -> dict:
+        """The store layer ``layer`` reads its input from."""
+        if layer == 0:
+            return self._inputs
+        return self._staged[layer - 1] if self.stages.after[layer - 1] is not None else self._outputs[layer - 1]
 
     def forget(self, request: int) -> None:
         """Drop everything kept for ``request`` (cancelled): its input, layer outputs, states and result."""
@@ -129,12 +167,12 @@ class Executor:
         requests = step.seg_request.tolist()
         starts, lengths = step.seg_start.tolist(), step.seg_length.tolist()
         backward = step.direction == 1
-        for r in requests:
-            if r not in self._progress:
-                if self.source is None:
-                    raise ValueError(f"executor: request {r} has no input; add() it or set a source")
-                self.add(r, self.source(r))
-        below = self._inputs if step.layer == 0 else self._outputs[step.layer - 1]
+        new = [r for r in dict.fromkeys(requests) if r not in self._progress]
+        if new:
+            if self.source is None:
+                raise ValueError(f"executor: request {new[0]} has no input; add() it or set a source")
+            self._admit(new, [self.source(r) for r in new])
+        below = self._below(step.layer)
         parts = []
         for r, s, n in zip(requests, starts, lengths):
             first, end = (s - n + 1, s + 1) if backward else (s, s + n)
@@ -157,7 +195,7 @@ class Executor:
         self.recur_s += t2 - t1
         out = self._take(out, plan.seg_from_cm)
 
-        h = self._hidden
+        h = self._out_of[t]
         block = slice(step.direction * h, (step.direction + 1) * h)
         store = self._outputs[step.layer]
         width = h * self.model.layers[step.layer].directions
@@ -172,12 +210,54 @@ class Executor:
             else:
                 target[s : s + n, block] = part
             self._progress[r][t] += n
+        if self.stages.after[step.layer] is not None:
+            self._run_stage(step.layer, requests, starts, lengths, backward)
         self.useful_cells += plan.n_cells
         self.steps += 1
         self.columns_run += len(plan.columns)
         finished = self._collect(step.layer, requests)
         self.execute_s += time.perf_counter() - begin
         return finished
+
+    def _run_stage(self, layer: int, requests: list[int], starts: list[int], lengths: list[int],
+                   backward: bool) -> None:
+        """Apply the stage after ``layer`` to the frames this step finished, stacked across its requests."""
+        stage = self.stages.after[layer]
+        directions = self.model.layers[layer].directions
+        raw, done, staged = self._outputs[layer], self._done[layer], self._staged[layer]
+        parts, targets = [], []
+        for r, s, n in zip(requests, starts, lengths):
+            first, end = (s - n + 1, s + 1) if backward else (s, s + n)
+            positions = slice(first, end)
+            if directions > 1:
+                count = done.get(r)
+                if count is None:
+                    count = done[r] = np.zeros(self._lengths[r], dtype=np.int8)
+                count[first:end] += 1
+                ready = np.flatnonzero(count[first:end] == directions) + first
+                if ready.size == 0:
+                    continue
+                if ready[-1] - ready[0] + 1 == ready.size:
+                    positions = slice(int(ready[0]), int(ready[-1]) + 1)
+                else:
+                    positions = self._index(ready)
+            parts.append(raw[r][positions])
+            targets.append((r, positions))
+        if not parts:
+            return
+        y = self._frames(stage, self._gather(parts, None))
+        offset = 0
+        for (r, positions), part in zip(targets, parts):
+            target = staged.get(r)
+            if target is None:
+                target = staged[r] = self._empty((self._lengths[r], stage.output_size))
+            n = len(part)
+            target[positions] = y[offset : offset + n]
+            offset += n
+
+    def _frames(self, stage, x):
+        """``stage`` applied to frames ``x`` ``[n, features]`` in the backend's arrays."""
+        return np.asarray(stage.numpy(x), dtype=np.float32)
 
     def _collect(self, layer: int, requests: list[int]) -> list[int]:
         """Free what is no longer needed; move finished requests' outputs to the results."""
@@ -190,12 +270,14 @@ class Executor:
                 continue
             for t in types:
                 self._states[t].pop(r, None)
-            if layer == 0:
-                self._inputs.pop(r, None)
-            else:
-                self._outputs[layer - 1].pop(r, None)
+            self._below(layer).pop(r, None)
+            self._done[layer].pop(r, None)
+            if self.stages.after[layer] is not None and layer < last:
+                self._outputs[layer].pop(r, None)  # the next layer reads the stage's output
             if layer == last:
                 output = self._outputs[last].pop(r)
+                if self.stages.after[last] is not None:
+                    output = self._staged[last].pop(r)
                 if self.keep_outputs:
                     self._results[r] = self._to_numpy(output)
                 del self._progress[r], self._lengths[r]
@@ -210,8 +292,9 @@ class Executor:
     def _recur(self, cell_type: int, gates, plan: StepPlan, requests: list[int]):
         """The recurrence over the plan's columns: outputs ``[n_cells, H]`` column-major; saves the states
         each request reached at its last cell of the step."""
-        h, lstm = self._hidden, self._lstm
-        out = self._empty((plan.n_cells, h))
+        h, lstm, p = self._hidden_of[cell_type], self._lstm_of[cell_type], self._out_of[cell_type]
+        w_hr_t = self._w_hr_t[cell_type]
+        out = self._empty((plan.n_cells, p))
         c_all = self._empty((plan.n_cells, h)) if lstm else None
         g_cols, out_cols = self._split(gates, plan.counts), self._split(out, plan.counts)
         c_cols = self._split(c_all, plan.counts) if lstm else [None] * len(plan.counts)
@@ -226,34 +309,40 @@ class Executor:
             else:
                 h_prev, c_prev = self._gather_previous(cell_type, source, n, out, c_all, requests)
             previous = (col.offset, col.offset + n)
-            self._cell(cell_type, g_cols[j], h_prev, c_prev, out_cols[j], c_cols[j])
+            if w_hr_t is None:
+                self._cell(cell_type, g_cols[j], h_prev, c_prev, out_cols[j], c_cols[j])
+            else:  # LSTM projection: h = (o * tanh(c)) W_hr^T
+                unprojected = self._empty((n, h))
+                self._cell(cell_type, g_cols[j], h_prev, c_prev, unprojected, c_cols[j])
+                out_cols[j][...] = unprojected @ w_hr_t
         self._save_states(cell_type, plan, requests, out, c_all)
         return out
 
     def _gather_previous(self, cell_type: int, source: tuple, n: int, out, c_all, requests: list[int]):
         """Previous states of a column that is not one slice: zeros, earlier cells, saved states."""
-        h_prev = self._zeros((n, self._hidden))
-        c_prev = self._zeros((n, self._hidden)) if self._lstm else None
+        lstm = self._lstm_of[cell_type]
+        h_prev = self._zeros((n, self._out_of[cell_type]))
+        c_prev = self._zeros((n, self._hidden_of[cell_type])) if lstm else None
         if source[0] == "mixed":
             _, local, src, saved_local, saved_seg = source
             local, src = self._index(local), self._index(src)
             h_prev[local] = out[src]
-            if self._lstm:
+            if lstm:
                 c_prev[local] = c_all[src]
             for i, k in zip(saved_local.tolist(), saved_seg.tolist()):
                 state = self._saved(cell_type, requests[k])
                 h_prev[i] = state[0]
-                if self._lstm:
+                if lstm:
                     c_prev[i] = state[1]
         return h_prev, c_prev
 
     def _save_states(self, cell_type: int, plan: StepPlan, requests: list[int], out, c_all) -> None:
         """Keep each request's state at its last cell of the step (a later segment of it overwrites)."""
-        states = self._states[cell_type]
+        states, lstm = self._states[cell_type], self._lstm_of[cell_type]
         h_last = self._take(out, plan.last_cell)
-        c_last = self._take(c_all, plan.last_cell) if self._lstm else None
+        c_last = self._take(c_all, plan.last_cell) if lstm else None
         for k in plan.save_order:
-            states[requests[k]] = (h_last[k], c_last[k] if self._lstm else None)
+            states[requests[k]] = (h_last[k], c_last[k] if lstm else None)
 
     def _saved(self, cell_type: int, request: int) -> tuple:
         state = self._states[cell_type].get(request)

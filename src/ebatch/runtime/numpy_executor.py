@@ -27,7 +27,7 @@ class NumpyExecutor(Executor):
         self._w_hh_t = [np.ascontiguousarray(c.w_hh.T) for c in cells]
         self._bias = [c.bias for c in cells]
         self._b_hn = [c.b_hn for c in cells]
-        self._scratch = np.empty((0, cells[0].w_hh.shape[0]), dtype=np.float32)
+        self._scratch = [np.empty((0, c.w_hh.shape[0]), dtype=np.float32) for c in cells]
 
     # ---- arrays -------------------------------------------------------------------------------------
 
@@ -67,12 +67,12 @@ class NumpyExecutor(Executor):
         return gates
 
     def _cell(self, cell_type: int, gates, h_prev, c_prev, h_out, c_out) -> None:
-        h, n = self._hidden, len(h_out)
-        if len(self._scratch) < n:
-            self._scratch = np.empty((n, gates.shape[1]), dtype=np.float32)
-        z = self._scratch[:n]
+        h, n = self._hidden_of[cell_type], len(h_out)
+        if len(self._scratch[cell_type]) < n:
+            self._scratch[cell_type] = np.empty((n, gates.shape[1]), dtype=np.float32)
+        z = self._scratch[cell_type][:n]
         np.matmul(h_prev, self._w_hh_t[cell_type], out=z)
-        if self._lstm:
+        if self._lstm_of[cell_type]:
             z += gates
             np.tanh(z, out=z)
             sig = z[:, : 3 * h]
@@ -91,8 +91,11 @@ class NumpyExecutor(Executor):
             rz *= 0.5
             rz += 0.5
             r, u, cand = z[:, :h], z[:, h : 2 * h], z[:, 2 * h :]
-            cand += self._b_hn[cell_type]
-            cand *= r
+            if self._reset_after[cell_type]:
+                cand += self._b_hn[cell_type]
+                cand *= r
+            else:  # ONNX linear_before_reset=0: W_hn (r * h)
+                np.matmul(r * h_prev, self._w_hh_t[cell_type][:, 2 * h :], out=cand)
             cand += gates[:, 2 * h :]
             np.tanh(cand, out=cand)
             np.subtract(h_prev, cand, out=h_out)

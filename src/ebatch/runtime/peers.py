@@ -18,7 +18,7 @@ import numpy as np
 
 from ebatch.runtime.weights import RNNWeights
 
-__all__ = ["PeerRun", "limit_cells_per_s", "run_peer", "torch_module"]
+__all__ = ["PeerRun", "limit_cells_per_s", "run_peer", "torch_module", "torch_stack"]
 
 
 def torch_module(weights: RNNWeights):
@@ -26,10 +26,41 @@ def torch_module(weights: RNNWeights):
     import torch
 
     cls = torch.nn.LSTM if weights.cell == "lstm" else torch.nn.GRU
+    extra = {"proj_size": weights.proj_size} if weights.proj_size else {}
+    if weights.cell == "gru" and not weights.reset_after:
+        raise ValueError("weights: a GRU with linear_before_reset=0 (ONNX's default) has no torch.nn module")
     module = cls(weights.input_size, weights.hidden_size, num_layers=len(weights.cells),
-                 bidirectional=weights.bidirectional)
+                 bidirectional=weights.bidirectional, **extra)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in weights.state_dict().items()})
     return module.eval()
+
+
+def torch_stack(modules):
+    """``modules`` (RNNs and position-wise stages, :func:`ebatch.runtime.zoo.torch_stages`) as one module taking
+    a padded ``[T, B, F]`` batch or a ``PackedSequence``, returning ``(output, None)`` like ``nn.LSTM``."""
+    import torch
+    from torch.nn.utils.rnn import PackedSequence
+
+    class Stack(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stages = torch.nn.ModuleList(modules)
+            first = modules[0]
+            self.input_size = getattr(first, "input_size", getattr(first, "in_features", None))
+            self.cells_per_timestep = sum(m.num_layers * (2 if m.bidirectional else 1) for m in modules
+                                          if isinstance(m, (torch.nn.LSTM, torch.nn.GRU)))
+
+        def forward(self, x):
+            for m in self.stages:
+                if isinstance(m, (torch.nn.LSTM, torch.nn.GRU)):
+                    x = m(x)[0]
+                elif isinstance(x, PackedSequence):
+                    x = PackedSequence(m(x.data), x.batch_sizes, x.sorted_indices, x.unsorted_indices)
+                else:
+                    x = m(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
+            return x, None
+
+    return Stack().eval()
 
 
 class PeerRun:
@@ -102,7 +133,8 @@ def limit_cells_per_s(module, batch_size: int, timesteps: int, repeats: int = 3,
     x = torch.randn(timesteps, batch_size, module.input_size, generator=generator).to(device)
     module = module.to(device)
     cuda = torch.device(device).type == "cuda"
-    cells = timesteps * batch_size * module.num_layers * (2 if module.bidirectional else 1)
+    per_step = getattr(module, "cells_per_timestep", None)  # a torch_stack's
+    cells = timesteps * batch_size * (per_step or module.num_layers * (2 if module.bidirectional else 1))
     best = np.inf
     with torch.inference_mode():
         module(x[: min(timesteps, 8)])  # warm up

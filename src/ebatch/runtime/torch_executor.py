@@ -50,6 +50,7 @@ class TorchExecutor(Executor):
         self._graphs = self.device.type == "cuda" if graphs is None else bool(graphs)
         super().__init__(weights, keep_outputs=keep_outputs)
         self.name = "torch" if self.device.type == "cpu" else f"torch-{self.device.type}"
+        self._graphs = self._graphs and self._uniform  # the graph loop needs one cell and size, no projection
         if self._graphs:
             from ebatch.runtime.graphs import GraphRecurrence
 
@@ -67,8 +68,7 @@ class TorchExecutor(Executor):
         self._w_hh = [tensor(c.w_hh) for c in cells]
         self._bias = [tensor(c.bias) for c in cells]
         # the recurrent GEMM's bias: GRU's n block (r * (h W_hn^T + b_hn)), zeros elsewhere
-        g = cells[0].w_hh.shape[0]
-        self._b_hh = [tensor(np.r_[np.zeros(g - len(c.b_hn), np.float32), c.b_hn]) for c in cells]
+        self._b_hh = [tensor(np.r_[np.zeros(c.w_hh.shape[0] - len(c.b_hn), np.float32), c.b_hn]) for c in cells]
         self._packed = self._pack_recurrent()
 
     def _pack_recurrent(self) -> list | None:
@@ -84,7 +84,7 @@ class TorchExecutor(Executor):
             packed = [torch.ops.mkl._mkl_reorder_linear_weight(w, 16) for w in self._w_hh]
             generator = torch.Generator().manual_seed(0)
             for n in (1, 5, 16, 33):
-                x = torch.rand(n, self._hidden, generator=generator) - 0.5
+                x = torch.rand(n, self._w_hh[0].shape[1], generator=generator) - 0.5
                 got = torch.ops.mkl._mkl_linear(x, packed[0], self._w_hh[0], self._b_hh[0], n)
                 want = torch.addmm(self._b_hh[0], x, self._w_hh[0].t())
                 if not torch.allclose(got, want, atol=1e-5, rtol=1e-5):
@@ -145,10 +145,13 @@ class TorchExecutor(Executor):
         with self._torch.inference_mode():
             return super().execute(step)
 
+    def _frames(self, stage, x):
+        return stage.torch(x)
+
     def _cell(self, cell_type: int, gates, h_prev, c_prev, h_out, c_out) -> None:
-        torch, h, n = self._torch, self._hidden, len(h_out)
+        torch, h, n = self._torch, self._hidden_of[cell_type], len(h_out)
         z = self._recurrent(cell_type, h_prev, n)
-        if self._lstm:
+        if self._lstm_of[cell_type]:
             z += gates
             z[:, : 3 * h].sigmoid_()
             z[:, 3 * h :].tanh_()
@@ -157,7 +160,10 @@ class TorchExecutor(Executor):
             torch.mul(o, c_out.tanh(), out=h_out)
         else:
             rz = z[:, : 2 * h].add_(gates[:, : 2 * h]).sigmoid_()
-            cand = torch.addcmul(gates[:, 2 * h :], rz[:, :h], z[:, 2 * h :]).tanh_()
+            if self._reset_after[cell_type]:
+                cand = torch.addcmul(gates[:, 2 * h :], rz[:, :h], z[:, 2 * h :]).tanh_()
+            else:  # ONNX linear_before_reset=0: W_hn (r * h)
+                cand = torch.addmm(gates[:, 2 * h :], rz[:, :h] * h_prev, self._w_hh[cell_type][2 * h :].t()).tanh_()
             torch.lerp(cand, h_prev, rz[:, h:], out=h_out)
 
     def _recur(self, cell_type: int, gates, plan: StepPlan, requests: list[int]):

@@ -4,7 +4,9 @@ Tensor names and shapes are those of ``torch.nn.LSTM`` / ``torch.nn.GRU``: for l
 ``_reverse`` for the backward direction of a bidirectional layer) ``weight_ih_lk`` ``[G*H, input]``,
 ``weight_hh_lk`` ``[G*H, H]``, ``bias_ih_lk`` and ``bias_hh_lk`` ``[G*H]``, with ``G`` gate blocks (LSTM: i, f,
 g, o; GRU: r, z, n). Layer ``k > 0`` takes ``D*H`` inputs (the two directions concatenated). A module built
-with ``bias=False`` has no bias tensors: they are zero. Weights are kept as read-only float32 arrays.
+with ``bias=False`` has no bias tensors: they are zero. An LSTM built with ``proj_size=P`` has
+``weight_hr_lk`` ``[P, H]``; then ``weight_hh_lk`` is ``[4*H, P]`` and layer ``k > 0`` takes ``D*P`` inputs.
+Weights are kept as read-only float32 arrays.
 
 Life cycle: build an :class:`RNNWeights` once (``from_torch``, ``from_safetensors``, ``from_state_dict``,
 ``random``), hand it to an executor. Every constructor raises ``ValueError`` naming the tensor that is
@@ -25,7 +27,7 @@ from ebatch.model import GATES, Layer, RNNModel
 
 __all__ = ["CellWeights", "RNNWeights", "check_runtime_model"]
 
-_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)(_reverse)?$")
+_NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -36,25 +38,46 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class CellWeights:
-    """The four tensors of one (layer, direction), PyTorch layout, float32."""
+    """The tensors of one (layer, direction), PyTorch layout, float32; ``w_hr``: LSTM projection or None."""
 
     w_ih: np.ndarray
     w_hh: np.ndarray
     b_ih: np.ndarray
     b_hh: np.ndarray
+    w_hr: np.ndarray | None = None
+
+    @property
+    def output_size(self) -> int:
+        """Features this direction outputs per time-step (the projection's, if any)."""
+        return int(self.w_hh.shape[1])
 
 
 @dataclass(frozen=True, eq=False)
 class RNNWeights:
-    """Weights of a stack of LSTM or GRU layers: ``cells[layer][direction]``."""
+    """Weights of a stack of LSTM or GRU layers: ``cells[layer][direction]``.
+
+    ``reset_after`` (GRU): True is PyTorch's candidate ``tanh(W_in x + b_in + r * (W_hn h + b_hn))`` (ONNX
+    ``linear_before_reset=1``); False is ONNX's default ``tanh(W_in x + b_in + W_hn (r * h) + b_hn)``.
+    """
 
     cell: str
     cells: tuple[tuple[CellWeights, ...], ...]
     name: str = "custom"
+    reset_after: bool = True
 
     @property
     def hidden_size(self) -> int:
-        return int(self.cells[0][0].w_hh.shape[1])
+        return int(self.cells[0][0].w_hh.shape[0]) // GATES[self.cell]
+
+    @property
+    def proj_size(self) -> int:
+        w_hr = self.cells[0][0].w_hr
+        return 0 if w_hr is None else int(w_hr.shape[0])
+
+    @property
+    def output_size(self) -> int:
+        """Features of the last layer's output per time-step (both directions concatenated)."""
+        return len(self.cells[-1]) * (self.proj_size or self.hidden_size)
 
     @property
     def input_size(self) -> int:
@@ -67,8 +90,8 @@ class RNNWeights:
     @cached_property
     def model(self) -> RNNModel:
         """The shapes as an :class:`~ebatch.model.RNNModel` (outputs of both directions concatenated)."""
-        h, bi = self.hidden_size, self.bidirectional
-        layers = tuple(Layer(self.cell, int(d[0].w_ih.shape[1]), h, bi) for d in self.cells)
+        h, bi, p = self.hidden_size, self.bidirectional, self.proj_size
+        layers = tuple(Layer(self.cell, int(d[0].w_ih.shape[1]), h, bi, p) for d in self.cells)
         return RNNModel(self.name, layers, merge="concat")
 
     # ---- constructors -------------------------------------------------------------------------------
@@ -80,8 +103,6 @@ class RNNWeights:
             raise ValueError(f"cell: unknown cell {cell!r}; use 'lstm' or 'gru'")
         parsed: dict[tuple[str, int, int], str] = {}
         for key in tensors:
-            if key.startswith("weight_hr_l"):
-                raise ValueError(f"tensor {key!r}: LSTM projections (proj_size > 0) are not supported")
             match = _NAME.match(key)
             if match is None:
                 raise ValueError(
@@ -95,7 +116,11 @@ class RNNWeights:
         num_layers = 1 + max(k[1] for k in parsed)
         directions = 2 if any(k[2] for k in parsed) else 1
         has_bias = any(k[0].startswith("bias") for k in parsed)
+        has_proj = any(k[0] == "weight_hr" for k in parsed)
+        if has_proj and cell != "lstm":
+            raise ValueError("tensor 'weight_hr_l0': projections exist for LSTMs only (torch.nn.LSTM proj_size)")
         kinds = ("weight_ih", "weight_hh") + (("bias_ih", "bias_hh") if has_bias else ())
+        kinds += ("weight_hr",) if has_proj else ()
         for layer in range(num_layers):
             for d in range(directions):
                 for kind in kinds:
@@ -116,11 +141,17 @@ class RNNWeights:
 
         gates = GATES[cell]
         w_hh0 = array("weight_hh", 0, 0)
-        if w_hh0.ndim != 2 or w_hh0.shape[0] != gates * w_hh0.shape[1] or w_hh0.shape[1] < 1:
+        if has_proj:
+            w_hr0 = array("weight_hr", 0, 0)
+            if w_hr0.ndim != 2 or min(w_hr0.shape) < 1:
+                raise ValueError(f"tensor 'weight_hr_l0': shape {tuple(w_hr0.shape)}, expected (proj_size, H)")
+            hidden, out_size = int(w_hr0.shape[1]), int(w_hr0.shape[0])
+        elif w_hh0.ndim != 2 or w_hh0.shape[0] != gates * w_hh0.shape[1] or w_hh0.shape[1] < 1:
             raise ValueError(
                 f"tensor 'weight_hh_l0': shape {tuple(w_hh0.shape)}; a {cell.upper()} needs ({gates}*H, H)"
             )
-        hidden = int(w_hh0.shape[1])
+        else:
+            hidden = out_size = int(w_hh0.shape[1])
         rows = gates * hidden
         input_size = None
         cells = []
@@ -134,10 +165,12 @@ class RNNWeights:
                             f"tensor 'weight_ih_l0': shape {tuple(w_ih.shape)}, expected ({rows}, input_size)"
                         )
                     input_size = int(w_ih.shape[1])
-                columns = input_size if layer == 0 else directions * hidden
-                expected = {"weight_ih": (rows, columns), "weight_hh": (rows, hidden)}
+                columns = input_size if layer == 0 else directions * out_size
+                expected = {"weight_ih": (rows, columns), "weight_hh": (rows, out_size)}
                 if has_bias:
                     expected |= {"bias_ih": (rows,), "bias_hh": (rows,)}
+                if has_proj:
+                    expected["weight_hr"] = (out_size, hidden)
                 values = {}
                 for kind, shape in expected.items():
                     value = w_ih if kind == "weight_ih" else array(kind, layer, d)
@@ -154,6 +187,7 @@ class RNNWeights:
                         w_hh=_frozen(values["weight_hh"]),
                         b_ih=_frozen(values.get("bias_ih", zeros)),
                         b_hh=_frozen(values.get("bias_hh", zeros)),
+                        w_hr=_frozen(values["weight_hr"]) if has_proj else None,
                     )
                 )
             cells.append(tuple(per_direction))
@@ -178,13 +212,12 @@ class RNNWeights:
 
     @classmethod
     def from_torch(cls, module) -> RNNWeights:
-        """From a ``torch.nn.LSTM`` or ``torch.nn.GRU`` (any ``num_layers``, ``bidirectional``, ``batch_first``)."""
+        """From a ``torch.nn.LSTM`` or ``torch.nn.GRU`` (any ``num_layers``, ``bidirectional``, ``bias``,
+        ``batch_first``, LSTM ``proj_size``)."""
         import torch
 
         if isinstance(module, torch.nn.LSTM):
             cell = "lstm"
-            if module.proj_size:
-                raise ValueError("module: torch.nn.LSTM with proj_size > 0 is not supported")
         elif isinstance(module, torch.nn.GRU):
             cell = "gru"
         else:
@@ -200,13 +233,14 @@ class RNNWeights:
         cells = []
         for layer in model.layers:
             bound = 1.0 / np.sqrt(layer.hidden_size)
-            rows = layer.gate_rows
+            rows, p = layer.gate_rows, layer.proj_size
 
             def draw(*shape, bound=bound):
                 return _frozen(rng.uniform(-bound, bound, size=shape))
 
             cells.append(tuple(
-                CellWeights(draw(rows, layer.input_size), draw(rows, layer.hidden_size), draw(rows), draw(rows))
+                CellWeights(draw(rows, layer.input_size), draw(rows, layer.output_size), draw(rows), draw(rows),
+                            draw(p, layer.hidden_size) if p else None)
                 for _ in range(layer.directions)
             ))
         return cls(cell=model.layers[0].cell, cells=tuple(cells), name=model.name)
@@ -217,18 +251,21 @@ class RNNWeights:
         for layer, directions in enumerate(self.cells):
             for d, w in enumerate(directions):
                 for kind, value in (("weight_ih", w.w_ih), ("weight_hh", w.w_hh), ("bias_ih", w.b_ih),
-                                    ("bias_hh", w.b_hh)):
-                    out[_key(kind, layer, d)] = np.array(value)
+                                    ("bias_hh", w.b_hh), ("weight_hr", w.w_hr)):
+                    if value is not None:
+                        out[_key(kind, layer, d)] = np.array(value)
         return out
 
 
 def check_runtime_model(model: RNNModel) -> RNNModel:
-    """``model`` if it is what ``torch.nn.LSTM``/``GRU`` can express (one cell type, hidden size and
-    direction count, outputs concatenated); else ``ValueError`` naming the model."""
-    if model.merge != "concat" or len({layer.cell for layer in model.layers}) != 1:
-        raise ValueError(f"model {model.name!r}: the runtime needs one cell type and concatenated outputs")
-    if len({(layer.hidden_size, layer.bidirectional) for layer in model.layers}) != 1:
-        raise ValueError(f"model {model.name!r}: the runtime needs one hidden size and direction count")
+    """``model`` if one ``torch.nn.LSTM``/``GRU`` can express it (one cell type, hidden size, projection and
+    direction count, outputs concatenated); else ``ValueError`` naming the model and the fix (any zoo model
+    runs as :class:`~ebatch.runtime.stages.ModelStages`)."""
+    fix = "; use ebatch.runtime.ModelStages.random(model) for mixed stacks"
+    if model.merge != "concat" or len({layer.cell for layer in model.layers}) != 1 or model.staged_inputs:
+        raise ValueError(f"model {model.name!r}: one torch RNN needs one cell type and concatenated outputs{fix}")
+    if len({(layer.hidden_size, layer.bidirectional, layer.proj_size) for layer in model.layers}) != 1:
+        raise ValueError(f"model {model.name!r}: one torch RNN needs one hidden size and direction count{fix}")
     return model
 
 
