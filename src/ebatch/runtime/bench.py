@@ -113,11 +113,12 @@ def bench_model(name: str) -> RNNModel:
     return check_runtime_model(EXTRA_MODELS[name] if name in EXTRA_MODELS else get_model(name))
 
 
-def _configs(cfg: BenchConfig, load: str) -> list[tuple[str, str, dict, str]]:
+def _configs(cfg: BenchConfig, load: str, bidirectional: bool = False) -> list[tuple[str, str, dict, str]]:
     """(row name, policy or peer, parameters, backend) of one model and load.
 
-    The first backend runs every policy; the others padding and E-BATCH with the first T (quick mode:
-    E-BATCH only). Sequential (offline only) runs on a quarter of the requests: it is by far the slowest.
+    The first backend runs every policy (and, for a bidirectional model, E-BATCH streaming every direction
+    with the first T); the others padding and E-BATCH with the first T (quick mode: E-BATCH only).
+    Sequential (offline only) runs on a quarter of the requests: it is by far the slowest.
     Under load, quick mode runs only padding, E-BATCH with the first T and the peers.
     """
     b, first_t = cfg.batch_size, cfg.timesteps[0]
@@ -134,6 +135,9 @@ def _configs(cfg: BenchConfig, load: str) -> list[tuple[str, str, dict, str]]:
                 out.append(("cellular", "cellular", {"batch_size": b}, backend))
             for t in cfg.timesteps if full else (first_t,):
                 out.append((f"ebatch T={t}", "ebatch", {"batch_size": b, "timesteps": t}, backend))
+            if full and bidirectional:  # every direction of every layer streaming with its own slots
+                out.append((f"ebatch stream T={first_t}", "ebatch",
+                            {"batch_size": b, "timesteps": first_t, "bidirectional": "stream"}, backend))
         elif full:
             if not cfg.quick:
                 out.append(("padding", "padding", {"batch_size": b}, backend))
@@ -219,7 +223,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
         for load in ("offline", "poisson"):
             arrivals = None if load == "offline" else poisson_arrivals
             best: dict[str, dict] = {}
-            configs = _configs(cfg, load)
+            configs = _configs(cfg, load, model.bidirectional)
             for _ in range(cfg.n_repeats):
                 for name, policy, params, backend in configs:
                     run_seqs, run_arrivals = seqs, arrivals
