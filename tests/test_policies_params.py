@@ -66,6 +66,7 @@ def test_unknown_parameter_names_it_and_the_allowed_ones(name, params, match):
         ("padding", {"sort_window": 0}, "sort_window"),
         ("ebatch", {"bidirectional": "split"}, "bidirectional: must be one of stream, pack"),
         ("ebatch", {"stage_order": "random"}, "stage_order: must be one of fullest"),
+        ("ebatch", {"stage_order": "oldest", "bidirectional": "pack"}, "stage_order: only used with"),
         ("cellular", {"priority": "newest"}, "priority: must be one of most-ready, oldest"),
     ],
 )

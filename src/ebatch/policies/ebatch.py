@@ -23,9 +23,9 @@ once per window), and the hardware notifies the runtime as soon as a sequence's 
     ``W = max(T, longest of the B oldest)`` columns and runs every layer and direction. T only acts
     above the longest of the B oldest, and slots run dry at window ends.
 
-``stage_order`` (stream mode, with more than one stage), evaluated among the stages holding work:
+``stage_order`` (stream mode only, with more than one stage), evaluated among the stages holding work:
 
-- ``"fullest"`` (default): the stage whose window would hold the most useful cells (at most B x T);
+- ``"fullest"`` (the default): the stage whose window would hold the most useful cells (at most B x T);
   ties go to the deepest stage. Full windows need no padding and share each weight load among the
   most cells; going deepest first among equals moves sequences towards completion, so the layer
   outputs waiting between layers stay few.
@@ -102,7 +102,7 @@ class EBatch(WindowPolicy):
         batch_size: int = 64,
         timesteps: int | str = 16,
         bidirectional: str = "pack",
-        stage_order: str = "fullest",
+        stage_order: str | None = None,
         lookahead: int | None = None,
         latency_slo_s: float | None = None,
         min_timesteps: int | None = None,
@@ -116,9 +116,11 @@ class EBatch(WindowPolicy):
         if bidirectional not in BIDIRECTIONAL_MODES:
             raise ValueError(f"bidirectional: must be one of {', '.join(BIDIRECTIONAL_MODES)}, got {bidirectional!r}")
         self.bidirectional = bidirectional
-        if stage_order not in STAGE_ORDERS:
+        if stage_order is not None and stage_order not in STAGE_ORDERS:
             raise ValueError(f"stage_order: must be one of {', '.join(STAGE_ORDERS)}, got {stage_order!r}")
-        self.stage_order = stage_order
+        if stage_order is not None and bidirectional == "pack":
+            raise ValueError("stage_order: only used with bidirectional='stream'; drop it or set bidirectional='stream'")
+        self.stage_order = stage_order  # None: "fullest"
         if lookahead is not None:
             lookahead = check_positive_int("lookahead", lookahead)
         self.lookahead = lookahead
@@ -188,7 +190,7 @@ class EBatch(WindowPolicy):
 
     def _choose_stage(self, busy: list[int]) -> int:
         """The stage that runs the next window, by ``stage_order`` (see the module docstring)."""
-        stages, order = self.stages, self.stage_order
+        stages, order = self.stages, self.stage_order or STAGE_ORDERS[0]
         if order == "deepest":
             return max(busy, key=lambda i: (stages[i].group, -i))
         if order == "shallowest":
