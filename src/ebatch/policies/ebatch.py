@@ -119,7 +119,8 @@ class EBatch(WindowPolicy):
         if stage_order is not None and stage_order not in STAGE_ORDERS:
             raise ValueError(f"stage_order: must be one of {', '.join(STAGE_ORDERS)}, got {stage_order!r}")
         if stage_order is not None and bidirectional == "pack":
-            raise ValueError("stage_order: only used with bidirectional='stream'; drop it or set bidirectional='stream'")
+            raise ValueError("stage_order: only used with bidirectional='stream'; "
+                             "drop it or set bidirectional='stream'")
         self.stage_order = stage_order  # None: "fullest"
         if lookahead is not None:
             lookahead = check_positive_int("lookahead", lookahead)
