@@ -189,7 +189,7 @@ def test_work_bound_answers_429_with_retry_after_and_deadline_passing_in_queue_5
 
 def test_client_disconnect_cancels_the_request_and_no_one_else_is_affected():
     app, module = make_app(policy="sequential")
-    slow_steps(app, 0.05)
+    slow_steps(app, 0.2)  # the request needs two steps (one per layer): 0.4 s
     xs = sequences([40, 5], seed=4)
     service = app.state.service
     sent: list[dict] = []
@@ -201,7 +201,7 @@ def test_client_disconnect_cancels_the_request_and_no_one_else_is_affected():
         async def receive():
             if messages:
                 return messages.pop()
-            await asyncio.sleep(0.1)  # the client goes away while its request runs
+            await asyncio.sleep(0.05)  # the client goes away while its request runs
             return {"type": "http.disconnect"}
 
         async def send(message):
