@@ -169,3 +169,64 @@ def test_bookkeeping_stays_bounded_over_many_requests():
     assert policy.lengths.size == 2000 and policy.live_from == 2000
     assert policy.lengths.stored <= 256 and engine.executor.live_requests == 0
     assert not math.isnan(clock())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cell=st.sampled_from(["lstm", "gru"]),
+    policy=st.sampled_from(policies.available()),
+    cuts=st.lists(st.integers(1, 29), max_size=5),
+)
+def test_a_stream_in_chunks_equals_the_whole_sequence(cell, policy, cuts):
+    model = RNNModel("uni", (Layer(cell, 3, 4), Layer(cell, 4, 4)))
+    weights = RNNWeights.random(model, seed=4)
+    x = sequences_of([30], 3, seed=5)[0]
+    others = sequences_of([7, 12], 3, seed=6)
+    want = reference(weights, [x] + others)
+    params = dict(policies.get(policy).example_params[0])
+    engine = OnlineEngine(make_executor(weights, "numpy"), policies.get(policy, **params), clock=FakeClock(),
+                          start=False)
+    bounds = [0] + sorted(set(cuts)) + [30]
+    state, parts = None, []
+    neighbours = [engine.submit(y) for y in others]  # plain requests batch with the stream's chunks
+    for a, b in zip(bounds, bounds[1:]):
+        future = engine.submit(x[a:b], initial_state=state, keep_state=True)
+        while not future.done():
+            engine.poll()
+        state = future.result().final_state
+        parts.append(future.result().output)
+    while engine.in_flight:
+        engine.poll()
+    np.testing.assert_allclose(np.concatenate(parts), want[0], rtol=0, atol=1e-5)
+    for future, expected in zip(neighbours, want[1:]):
+        np.testing.assert_allclose(future.result(timeout=0).output, expected, rtol=0, atol=1e-5)
+    assert engine.executor.live_requests == 0
+
+
+def test_streams_refused_on_bidirectional_models_and_deadlines_refused_at_the_measured_rate():
+    clock = FakeClock()
+    bi = OnlineEngine(make_executor(RNNWeights.random(MODELS["bi"]), "numpy"), policies.get("sequential"),
+                      clock=clock, start=False)
+    error = bi.submit(np.ones((2, 3), np.float32), keep_state=True).exception(timeout=0)
+    assert isinstance(error, Rejected) and error.reason == "input" and "bidirectional" in str(error)
+
+    class TimedClock(FakeClock):
+        def __call__(self) -> float:  # every reading advances 1 ms: each step takes about 1 ms
+            self.now_s += 0.001
+            return self.now_s
+
+    engine = OnlineEngine(make_executor(RNNWeights.random(MODELS["uni"]), "numpy"), policies.get("sequential"),
+                          clock=TimedClock(), start=False)
+    assert engine.timesteps_per_s is None
+    engine.submit(np.ones((10, 3), np.float32))
+    while engine.in_flight:
+        engine.poll()
+    rate = engine.timesteps_per_s
+    assert rate is not None and rate > 0
+    queued = engine.submit(np.ones((int(rate), 3), np.float32))  # about one second of work
+    refused = engine.submit(np.ones((10, 3), np.float32), deadline_s=0.5).exception(timeout=0)
+    assert isinstance(refused, Rejected) and refused.reason == "busy" and str(refused).startswith("deadline:")
+    assert 0.5 < refused.retry_after_s < 2.0
+    engine.cancel(queued)
+    engine.poll()
+    assert isinstance(queued.exception(timeout=0), Cancelled)

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from ebatch.cli import bench, compare, info, reproduce, tune
+from ebatch.cli import bench, compare, info, reproduce, serve, tune
 
 __all__ = ["app", "main"]
 
@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (info, compare, reproduce, tune, bench):
+for module in (info, compare, reproduce, tune, bench, serve):
     module.register(app)
 
 

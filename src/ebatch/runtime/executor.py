@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -92,6 +93,9 @@ class Executor:
         self._states: list[dict[int, tuple]] = [{} for _ in self._types]
         self._progress: dict[int, np.ndarray] = {}
         self._results: dict[int, np.ndarray] = {}
+        self._resumed: set[int] = set()  # requests whose first segments continue a given initial state
+        self._keep_final: set[int] = set()  # requests whose final states are kept for final_state()
+        self._final: dict[int, dict[int, tuple]] = {}
         self.useful_cells = 0
         self.steps = 0
         #: columns with at least one useful cell evaluated; useful_cells / columns_run = mean active rows per
@@ -114,9 +118,33 @@ class Executor:
             plan = self._plans[key] = StepPlan.build(step)
         return plan
 
-    def add(self, request: int, x: np.ndarray) -> None:
-        """Give request ``request`` its (already validated) input ``[length, input_size]``."""
+    def add(self, request: int, x: np.ndarray, initial_state: tuple | None = None, keep_state: bool = False) -> None:
+        """Give request ``request`` its (already validated) input ``[length, input_size]``.
+
+        Streams (unidirectional models only): ``initial_state``, a :meth:`final_state` of an earlier
+        request, is the state its first cells continue instead of zeros; ``keep_state=True`` keeps its
+        final state for :meth:`final_state`. So a sequence run chunk by chunk gives the whole one's outputs.
+        """
+        if (initial_state is not None or keep_state) and self.model.bidirectional:
+            raise ValueError(f"model {self.model.name!r}: a bidirectional layer needs the whole sequence; "
+                             "it cannot continue a stream's state")
+        if initial_state is not None and len(initial_state) != len(self._types):
+            raise ValueError(f"initial_state: needs one state per layer ({len(self._types)}), "
+                             f"got {len(initial_state)}")
         self._admit([request], [x])
+        if initial_state is not None:
+            for states, state in zip(self._states, initial_state):
+                states[request] = state
+            self._resumed.add(request)
+        if keep_state:
+            self._keep_final.add(request)
+            self._final[request] = {}
+
+    def final_state(self, request: int) -> tuple:
+        """The state per (layer, direction) a request added with ``keep_state=True`` ended in (once)."""
+        final = self._final.pop(request)
+        self._keep_final.discard(request)
+        return tuple(final[t] for t in range(len(self._types)))
 
     def _admit(self, requests: list[int], inputs: list[np.ndarray]) -> None:
         """Store the inputs of ``requests``, through the front end (one call for all of them) if any."""
@@ -143,10 +171,11 @@ class Executor:
         self._lengths.pop(request, None)
         self._progress.pop(request, None)
         self._results.pop(request, None)
-        for store in self._outputs:
+        self._resumed.discard(request)
+        self._keep_final.discard(request)
+        self._final.pop(request, None)
+        for store in [*self._outputs, *self._staged, *self._done, *self._states]:
             store.pop(request, None)
-        for states in self._states:
-            states.pop(request, None)
 
     def pop_result(self, request: int) -> np.ndarray:
         """The last layer's output ``[length, output_size]`` of a completed request (once)."""
@@ -163,6 +192,10 @@ class Executor:
         if step.layer >= self.model.num_layers or step.direction >= self.model.layers[step.layer].directions:
             raise ValueError(f"step: layer {step.layer} direction {step.direction} is not in the model")
         begin = time.perf_counter()
+        if self._resumed:  # a resumed stream's first segment continues its initial state, not zeros
+            resumed = np.isin(step.seg_request, list(self._resumed))
+            if np.any(step.seg_reset & resumed):
+                step = replace(step, seg_reset=step.seg_reset & ~resumed)
         plan = self._plan(step)
         requests = step.seg_request.tolist()
         starts, lengths = step.seg_start.tolist(), step.seg_length.tolist()
@@ -269,7 +302,9 @@ class Executor:
             if not all(progress[t] == length for t in types):
                 continue
             for t in types:
-                self._states[t].pop(r, None)
+                state = self._states[t].pop(r, None)
+                if r in self._keep_final:
+                    self._final[r][t] = state
             self._below(layer).pop(r, None)
             self._done[layer].pop(r, None)
             if self.stages.after[layer] is not None and layer < last:
@@ -281,6 +316,7 @@ class Executor:
                 if self.keep_outputs:
                     self._results[r] = self._to_numpy(output)
                 del self._progress[r], self._lengths[r]
+                self._resumed.discard(r)
                 finished.append(r)
         return finished
 

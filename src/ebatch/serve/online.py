@@ -30,23 +30,32 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from ebatch.policies.base import Policy
 from ebatch.runtime.engine import SequenceError, validate_sequence
 from ebatch.runtime.executor import Executor
+from ebatch.step import BatchStep
 
-__all__ = ["Cancelled", "DeadlineExceeded", "InferenceResult", "OnlineEngine", "Rejected", "RequestFuture"]
+__all__ = [
+    "Cancelled", "DeadlineExceeded", "InferenceResult", "OnlineEngine", "Rejected", "RequestFuture", "StepListener",
+]
+
+#: weight of the newest step in the measured rate (an exponential average over about 1/RATE_DECAY steps)
+RATE_DECAY = 0.05
 
 
 class Rejected(Exception):
-    """The request was not admitted: bad input, a full queue (``retry_after_s`` says when to retry), or a
-    closed engine."""
+    """The request was not admitted. ``reason``: ``"input"`` (bad input or arguments: fix the request),
+    ``"busy"`` (a full queue, or a deadline the queue cannot meet: retry after ``retry_after_s``) or
+    ``"closed"`` (the engine is closing)."""
 
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+    def __init__(self, message: str, retry_after_s: float | None = None, reason: str = "busy") -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.reason = reason
 
 
 class DeadlineExceeded(Exception):
@@ -64,6 +73,13 @@ class InferenceResult:
     output: np.ndarray
     queue_s: float  # from admission to the first step holding it
     compute_s: float  # from that step's start to the end of the step that completed it
+    final_state: tuple | None = None  # with submit(keep_state=True): the state a stream's next chunk continues
+
+
+class StepListener(Protocol):
+    """Told about every step the engine ran (metrics); called on the worker thread, so it must be quick."""
+
+    def on_step(self, step: BatchStep, duration_s: float) -> None: ...
 
 
 class RequestFuture(Future):
@@ -78,6 +94,7 @@ class _Request:
     length: int
     admitted_s: float
     deadline_s: float  # absolute, on the engine's clock; inf without one
+    keep_state: bool = False
     started_s: float = math.nan
 
 
@@ -85,23 +102,29 @@ class OnlineEngine:
     """One policy and one executor serving requests on a clock (see the module docstring).
 
     ``max_queued_requests`` / ``max_queued_cells`` bound the requests admitted but not yet started, by
-    count and by time-steps of work; over either bound :meth:`submit` rejects at once. Raises
+    count and by time-steps of work; over either bound :meth:`submit` rejects at once, and so it does a
+    request with a deadline that the queue ahead of it cannot clear in time at the measured rate
+    (:attr:`timesteps_per_s`). ``listener``: a :class:`StepListener` told about every step. Raises
     ``ValueError`` for a bound below 1.
     """
 
     def __init__(self, executor: Executor, policy: Policy, clock: Callable[[], float] = time.monotonic,
                  max_queued_requests: int | None = None, max_queued_cells: int | None = None,
-                 start: bool = True) -> None:
+                 start: bool = True, listener: StepListener | None = None) -> None:
         for name, bound in (("max_queued_requests", max_queued_requests), ("max_queued_cells", max_queued_cells)):
             if bound is not None and bound < 1:
                 raise ValueError(f"{name}: must be >= 1 or None, got {bound}")
         self.executor, self.policy, self.clock = executor, policy, clock
         self.model = executor.model
         self.max_queued_requests, self.max_queued_cells = max_queued_requests, max_queued_cells
+        self.listener = listener
+        self._timesteps_per_step = 1.0 / self.model.cells_per_timestep
+        self._rate_timesteps = 0.0  # decayed sums of request time-steps computed and of busy seconds
+        self._rate_s = 0.0
         executor.reset()
         policy.start(self.model)
         self._lock = threading.Condition()
-        self._inbox: deque[tuple[int, np.ndarray]] = deque()  # admitted, not yet given to the policy
+        self._inbox: deque[tuple] = deque()  # (id, input, initial state, keep state): not yet given to the policy
         self._cancels: set[int] = set()
         self._requests: dict[int, _Request] = {}  # every request admitted and not yet answered
         self._queued_cells = 0  # time-steps of admitted requests no step has held yet
@@ -116,26 +139,34 @@ class OnlineEngine:
 
     # ---- any thread ---------------------------------------------------------------------------------
 
-    def submit(self, x, deadline_s: float | None = None) -> RequestFuture:
+    def submit(self, x, deadline_s: float | None = None, initial_state: tuple | None = None,
+               keep_state: bool = False) -> RequestFuture:
         """Queue one sequence; its future resolves to an :class:`InferenceResult` or an error.
 
         ``deadline_s``: seconds from now by which the request must have started (else
-        :class:`DeadlineExceeded`). Bad input or a full queue resolve the future at once with
-        :class:`Rejected`.
+        :class:`DeadlineExceeded`); refused at once when the work queued ahead of it and its own cannot
+        be done by then at the measured rate. Bad input or a full queue resolve the future at once with
+        :class:`Rejected`. Streams (unidirectional models): ``initial_state`` is the ``final_state`` of
+        the stream's previous chunk; ``keep_state=True`` puts this chunk's in :attr:`InferenceResult.final_state`.
         """
         future = RequestFuture()
         future.set_running_or_notify_cancel()
         try:
             array = validate_sequence(0, x, self.model.layers[0].input_size)
         except SequenceError as exc:
-            future.set_exception(Rejected(f"input: {str(exc).removeprefix('sequence 0: ')}"))
+            future.set_exception(Rejected(f"input: {str(exc).removeprefix('sequence 0: ')}", reason="input"))
+            return future
+        if (initial_state is not None or keep_state) and self.model.bidirectional:
+            future.set_exception(Rejected(f"stream: model {self.model.name!r} has a bidirectional layer, which needs "
+                                          "the whole sequence; send it in one request", reason="input"))
             return future
         if deadline_s is not None and not deadline_s > 0:
-            future.set_exception(Rejected(f"deadline_s: must be a number of seconds > 0, got {deadline_s!r}"))
+            future.set_exception(Rejected(f"deadline_s: must be a number of seconds > 0, got {deadline_s!r}",
+                                          reason="input"))
             return future
         length = len(array)
         with self._lock:
-            reason = self._refusal(length)
+            reason = self._refusal(length, deadline_s)
             if reason is not None:
                 future.set_exception(reason)
                 return future
@@ -143,9 +174,9 @@ class OnlineEngine:
             request = self._next_id
             self._next_id += 1
             deadline = math.inf if deadline_s is None else now + deadline_s
-            self._requests[request] = _Request(future, length, now, deadline)
+            self._requests[request] = _Request(future, length, now, deadline, keep_state)
             self._queued_cells += length
-            self._inbox.append((request, array))
+            self._inbox.append((request, array, initial_state, keep_state))
             future.request_id = request
             self._lock.notify()
         return future
@@ -193,19 +224,35 @@ class OnlineEngine:
         with self._lock:
             return len(self._requests)
 
-    def _refusal(self, length: int) -> Rejected | None:
+    @property
+    def timesteps_per_s(self) -> float | None:
+        """Measured rate: request time-steps (all layers) per second of steps, an exponential average over
+        recent steps; ``None`` before the first step."""
+        with self._lock:
+            return self._rate_timesteps / self._rate_s if self._rate_s > 0 else None
+
+    def _refusal(self, length: int, deadline_s: float | None = None) -> Rejected | None:
         if self._closing:
-            return Rejected("engine: closed; not admitting new requests")
+            return Rejected("engine: closed; not admitting new requests", reason="closed")
         queued = sum(1 for r in self._requests.values() if math.isnan(r.started_s))
         if self.max_queued_requests is not None and queued >= self.max_queued_requests:
             return Rejected(f"queue: {queued} requests queued (max_queued_requests)", self._retry_after_s())
         if self.max_queued_cells is not None and self._queued_cells + length > self.max_queued_cells:
             return Rejected(f"queue: {self._queued_cells} time-steps queued, {length} more exceed "
                             f"max_queued_cells={self.max_queued_cells}", self._retry_after_s())
+        if deadline_s is not None and self._rate_s > 0:
+            needed_s = (self._queued_cells + length) * self._rate_s / self._rate_timesteps
+            if needed_s > deadline_s:
+                return Rejected(f"deadline: {self._queued_cells + length} time-steps queued with this request "
+                                f"need about {needed_s:.3g} s at the measured rate, over deadline_s={deadline_s:.3g}",
+                                self._retry_after_s())
         return None
 
     def _retry_after_s(self) -> float:
-        return 1.0  # the HTTP layer refines this from the measured rate
+        """Seconds until the queued work is done at the measured rate (1 s before the first step)."""
+        if self._rate_s <= 0:
+            return 1.0
+        return max(0.001, self._queued_cells * self._rate_s / self._rate_timesteps)
 
     # ---- the worker ---------------------------------------------------------------------------------
 
@@ -219,10 +266,10 @@ class OnlineEngine:
             self._cancels.clear()
         now = self.clock()
         if arrivals:
-            ids = np.array([r for r, _ in arrivals], dtype=np.int64)
-            for request, array in arrivals:
-                self.executor.add(request, array)
-            self.policy.on_arrival(ids, np.array([len(a) for _, a in arrivals], dtype=np.int64), now)
+            ids = np.array([a[0] for a in arrivals], dtype=np.int64)
+            for request, array, initial_state, keep_state in arrivals:
+                self.executor.add(request, array, initial_state=initial_state, keep_state=keep_state)
+            self.policy.on_arrival(ids, np.array([len(a[1]) for a in arrivals], dtype=np.int64), now)
         expired = self._expired(now)
         if cancels or expired:
             self._drop(cancels, Cancelled("request: cancelled"))
@@ -243,7 +290,12 @@ class OnlineEngine:
         done = self.policy.on_step_done(step)
         end = self.clock()
         self.steps += 1
+        if self.listener is not None:
+            self.listener.on_step(step, end - begin)
         with self._lock:
+            self._rate_timesteps = (1 - RATE_DECAY) * self._rate_timesteps + RATE_DECAY * (
+                step.useful_cells * self._timesteps_per_step)
+            self._rate_s = (1 - RATE_DECAY) * self._rate_s + RATE_DECAY * (end - begin)
             for request in set(step.seg_request.tolist()):
                 state = self._requests.get(request)
                 if state is not None and math.isnan(state.started_s):
@@ -251,8 +303,9 @@ class OnlineEngine:
                     self._queued_cells -= state.length
             answers = [(self._requests.pop(r), r) for r in done.tolist()]
         for state, request in answers:
+            final = self.executor.final_state(request) if state.keep_state else None
             result = InferenceResult(self.executor.pop_result(request), state.started_s - state.admitted_s,
-                                     end - state.started_s)
+                                     end - state.started_s, final)
             state.future.set_result(result)
         return None
 

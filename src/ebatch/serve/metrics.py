@@ -1,0 +1,88 @@
+"""Prometheus metrics of a server, in base units (seconds, cells, requests); needs ``prometheus-client``.
+
+Defined once here and exported at ``GET /metrics``. Each server gets its own registry, so several apps in
+one process (tests) do not collide. docs/serving.md lists every metric with its definition.
+
+- ``ebatch_requests_total{outcome}``: answered requests by outcome (``ok``, ``invalid``, ``too_large``,
+  ``busy`` (429), ``deadline`` (504), ``unavailable`` (503, draining), ``cancelled`` (client gone),
+  ``error`` (500)).
+- ``ebatch_useful_cells_total`` / ``ebatch_padded_cells_total``: cells of the steps run (one cell: one
+  time-step of one request through one layer and direction); padded cells are computed and wasted.
+- ``ebatch_request_latency_seconds`` (admission to answer, the engine's queue plus compute),
+  ``ebatch_queue_wait_seconds``, ``ebatch_compute_seconds``: histograms over successful requests.
+- ``ebatch_window_timesteps``: histogram of the steps' widths (E-BATCH's window length T).
+- ``ebatch_queued_requests``, ``ebatch_queued_cells`` (time-steps of queued requests),
+  ``ebatch_in_flight_requests`` (admitted, not yet answered),
+  ``ebatch_active_slots`` (rows the last step used), ``ebatch_total_slots`` (rows a step has),
+  ``ebatch_measured_timesteps_per_second`` (the rate admission uses), ``ebatch_open_streams``: gauges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ebatch.serve.online import InferenceResult, OnlineEngine
+from ebatch.step import BatchStep
+
+__all__ = ["CONTENT_TYPE_LATEST", "OUTCOMES", "ServeMetrics"]
+
+OUTCOMES = ("ok", "invalid", "too_large", "busy", "deadline", "unavailable", "cancelled", "error")
+_LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_WINDOW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class ServeMetrics:
+    """The metrics of one served model; :meth:`on_step` is the engine's step listener."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("ebatch_requests", "Answered requests by outcome.", ["outcome"], registry=r)
+        for outcome in OUTCOMES:
+            self.requests.labels(outcome)
+        self.useful_cells = Counter("ebatch_useful_cells", "Cells computed for requests.", registry=r)
+        self.padded_cells = Counter("ebatch_padded_cells", "Cells computed as padding (wasted).", registry=r)
+        self.latency = Histogram("ebatch_request_latency_seconds", "Admission to answer, successful requests.",
+                                 buckets=_LATENCY_BUCKETS_S, registry=r)
+        self.queue_wait = Histogram("ebatch_queue_wait_seconds", "Admission to the first step holding the request.",
+                                    buckets=_LATENCY_BUCKETS_S, registry=r)
+        self.compute = Histogram("ebatch_compute_seconds", "First step holding the request to its last step's end.",
+                                 buckets=_LATENCY_BUCKETS_S, registry=r)
+        self.window = Histogram("ebatch_window_timesteps", "Width of each step (time-steps per slot).",
+                                buckets=_WINDOW_BUCKETS, registry=r)
+        self.active_slots = Gauge("ebatch_active_slots", "Slots (rows) the last step used.", registry=r)
+        self.total_slots = Gauge("ebatch_total_slots", "Slots (rows) of a step: the batch size.", registry=r)
+        self.queued_requests = Gauge("ebatch_queued_requests", "Admitted requests no step has held yet.", registry=r)
+        self.queued_cells = Gauge("ebatch_queued_cells", "Time-steps of the queued requests.", registry=r)
+        self.in_flight = Gauge("ebatch_in_flight_requests", "Admitted requests not yet answered.", registry=r)
+        self.rate = Gauge("ebatch_measured_timesteps_per_second", "Request time-steps per second of steps, "
+                          "recent average (admission's estimate).", registry=r)
+        self.open_streams = Gauge("ebatch_open_streams", "Streams holding server-side state.", registry=r)
+
+    def watch(self, engine: OnlineEngine, open_streams: Callable[[], int]) -> None:
+        """Read the queue gauges from ``engine`` (and the stream count) at each scrape."""
+        self.queued_requests.set_function(lambda: engine.queued_requests)
+        self.queued_cells.set_function(lambda: engine.queued_cells)
+        self.in_flight.set_function(lambda: engine.in_flight)
+        self.rate.set_function(lambda: engine.timesteps_per_s or 0.0)
+        self.open_streams.set_function(open_streams)
+
+    def on_step(self, step: BatchStep, duration_s: float) -> None:
+        self.useful_cells.inc(step.useful_cells)
+        self.padded_cells.inc(step.padded_cells)
+        self.window.observe(step.width)
+        self.active_slots.set(step.occupied_rows)
+        self.total_slots.set(step.slots)
+
+    def answered(self, outcome: str, result: InferenceResult | None = None) -> None:
+        self.requests.labels(outcome).inc()
+        if result is not None:
+            self.latency.observe(result.queue_s + result.compute_s)
+            self.queue_wait.observe(result.queue_s)
+            self.compute.observe(result.compute_s)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,153 @@
+"""``ModelService``: one served model, what the HTTP layer talks to (NumPy only; no web framework here).
+
+It loads the weights (:func:`load_weights`), builds the policy and executor, starts an
+:class:`~ebatch.serve.online.OnlineEngine` with the queue bounds, and holds what the endpoints share:
+the metrics, the stream registry and the draining flag. Life cycle::
+
+    service = ModelService(ServeConfig(model="lstm-2x512", backend="torch"))   # engine thread running
+    service.start_drain()       # readiness and new requests answer 503 from now on
+    service.close()             # finish admitted requests for up to drain_timeout_s, cancel the rest
+
+Raises ``ValueError`` naming the option for a model, policy or bound it cannot serve.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ebatch import policies
+from ebatch.model import ZOO, get_model, model_names
+from ebatch.runtime.engine import make_executor
+from ebatch.runtime.weights import RNNWeights
+from ebatch.serve.online import OnlineEngine
+
+__all__ = ["ServeConfig", "ModelService", "load_weights"]
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Every option of ``ebatch serve`` (the CLI's help text describes each)."""
+
+    model: str
+    name: str | None = None
+    cell: str = "lstm"
+    seed: int = 0
+    policy: str = "ebatch"
+    batch_size: int = 16
+    timesteps: int | str = 16
+    latency_slo_s: float | None = None
+    backend: str = "numpy"
+    threads: int | None = None
+    max_queued_requests: int = 1024
+    max_queued_cells: int = 1_000_000
+    max_request_bytes: int = 16 * 1024 * 1024
+    drain_timeout_s: float = 30.0
+    max_idle_s: float = 60.0
+    max_streams: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "max_queued_requests", "max_queued_cells", "max_request_bytes", "max_streams"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
+        for name in ("drain_timeout_s", "max_idle_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name.replace('_', '-')}: must be a number of seconds > 0, "
+                                 f"got {getattr(self, name)}")
+        if self.latency_slo_s is not None and self.timesteps != "auto":
+            raise ValueError("latency-slo-s: only with --timesteps auto")
+
+    @property
+    def served_name(self) -> str:
+        return self.name or (Path(self.model).stem if _is_file(self.model) else self.model)
+
+
+def _is_file(model: str) -> bool:
+    return model.endswith((".safetensors", ".onnx")) or Path(model).is_file()
+
+
+def load_weights(model: str, cell: str = "lstm", seed: int = 0) -> RNNWeights:
+    """A zoo name (random weights from ``seed``) or a safetensors file of a ``torch.nn.LSTM``/``GRU``
+    ``state_dict`` (``cell``). ONNX is not supported yet. Raises ``ValueError`` saying what to give."""
+    if model.endswith(".onnx"):
+        raise ValueError(f"model: {model!r}: ONNX models are not supported yet; export the LSTM/GRU's state_dict "
+                         "to a .safetensors file and give --cell lstm|gru")
+    if _is_file(model):
+        return RNNWeights.from_safetensors(model, cell)
+    if model not in ZOO:
+        raise ValueError(f"model: {model!r} is neither a file nor a zoo model; give a .safetensors file or one of "
+                         f"{', '.join(model_names())}")
+    try:
+        return RNNWeights.random(get_model(model), seed=seed)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; the runtime cannot load this zoo model yet (uniform LSTM/GRU stacks only)") from None
+
+
+def build_policy(config: ServeConfig) -> policies.Policy:
+    if config.policy not in policies.available():
+        raise ValueError(f"policy: unknown policy {config.policy!r}; choose one of {', '.join(policies.available())}")
+    allowed = policies.parameters(config.policy)
+    given = {"batch_size": config.batch_size, "timesteps": config.timesteps}
+    if config.latency_slo_s is not None:
+        given["latency_slo_s"] = config.latency_slo_s
+    return policies.get(config.policy, **{k: v for k, v in given.items() if k in allowed})
+
+
+class ModelService:
+    """One model served by an online engine, plus what every endpoint shares (see the module docstring).
+
+    ``listener``: the engine's step listener (the server's metrics).
+    """
+
+    def __init__(self, config: ServeConfig, listener=None, weights: RNNWeights | None = None) -> None:
+        self.config = config
+        self.name = config.served_name
+        self.weights = weights if weights is not None else load_weights(config.model, config.cell, config.seed)
+        self.model = self.weights.model
+        executor = make_executor(self.weights, config.backend, threads=config.threads)
+        self.engine = OnlineEngine(executor, build_policy(config), max_queued_requests=config.max_queued_requests,
+                                   max_queued_cells=config.max_queued_cells, listener=listener)
+        self.draining = threading.Event()
+        self._closed = False
+        self._lock = threading.Lock()
+
+    @property
+    def input_size(self) -> int:
+        return self.model.layers[0].input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.model.output_size_of(self.model.num_layers - 1)
+
+    @property
+    def streaming(self) -> bool:
+        return not self.model.bidirectional
+
+    @property
+    def ready(self) -> bool:
+        return not self.draining.is_set()
+
+    def start_drain(self) -> None:
+        """Stop admitting: readiness and new requests answer 503 from now on."""
+        self.draining.set()
+
+    def close(self) -> None:
+        """Drain (admitted requests finish for up to ``drain_timeout_s``, the rest are cancelled); idempotent."""
+        self.start_drain()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.engine.close(drain_timeout_s=self.config.drain_timeout_s)
+
+    def describe(self) -> dict:
+        """What ``GET /v1/models`` says about the model."""
+        return {
+            "name": self.name, "cell": self.weights.cell, "layers": self.model.num_layers,
+            "hidden_size": self.weights.hidden_size, "bidirectional": self.model.bidirectional,
+            "input_size": self.input_size, "output_size": self.output_size, "streaming": self.streaming,
+            "policy": self.engine.policy.name, "policy_params": self.engine.policy.params(),
+            "backend": self.engine.executor.name,
+        }
