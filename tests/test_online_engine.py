@@ -230,3 +230,28 @@ def test_streams_refused_on_bidirectional_models_and_deadlines_refused_at_the_me
     engine.cancel(queued)
     engine.poll()
     assert isinstance(queued.exception(timeout=0), Cancelled)
+
+
+def test_a_whole_model_file_serves_the_offline_outputs(tmp_path):
+    pytest.importorskip("safetensors")
+    from ebatch.runtime.stagefile import save_stages
+    from ebatch.runtime.stages import ModelStages
+    from ebatch.serve.service import load_weights
+
+    stages = ModelStages.random(ebatch_model("gnmt-like"), seed=4)
+    path = tmp_path / "whole.safetensors"
+    save_stages(stages, path)
+    loaded = load_weights(str(path))
+    xs = sequences_of([5, 2, 9], loaded.input_size, seed=5)
+    engine = OnlineEngine(make_executor(loaded, "numpy"), policies.get("ebatch", batch_size=2))
+    try:
+        got = [f.result(timeout=30).output for f in [engine.submit(x) for x in xs]]
+    finally:
+        engine.close()
+    for a, b in zip(got, Engine(stages, policy="sequential", backend="numpy").run(xs)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def ebatch_model(name: str) -> RNNModel:
+    """A mixed stack: a bidirectional LSTM under two unidirectional ones of another size."""
+    return RNNModel(name, (Layer("lstm", 3, 4, True), Layer("lstm", 8, 6), Layer("lstm", 6, 6)))

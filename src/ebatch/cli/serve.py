@@ -12,9 +12,9 @@ import typer
 
 __all__ = ["register"]
 
-_MODEL_HELP = ("A zoo name (random weights from --seed; the runtime loads uniform LSTM/GRU stacks such as "
-               "lstm-2x512, eesen, tiny-lstm) or a .safetensors file of a torch.nn.LSTM/GRU state_dict "
-               "(with --cell). ONNX files are not supported yet.")
+_MODEL_HELP = ("A zoo name (random weights from --seed), an .onnx file with LSTM/GRU nodes (the onnx extra), "
+               "or a .safetensors file: a whole model saved with its description, or a torch.nn.LSTM/GRU "
+               "state_dict (with --cell).")
 
 
 def serve(
@@ -23,7 +23,8 @@ def serve(
     = "",
     host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
-    cell: Annotated[str, typer.Option("--cell", help="Cell type of a safetensors file: lstm | gru.")] = "lstm",
+    cell: Annotated[str | None, typer.Option("--cell", help="Cell type of a bare state_dict safetensors file: "
+                                            "lstm | gru (a whole-model file carries its own description).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of a zoo model's random weights.")] = 0,
     policy: Annotated[str, typer.Option("--policy", help="Batching policy (ebatch policies lists them).")]
     = "ebatch",

@@ -152,7 +152,7 @@ class OnlineEngine:
         future = RequestFuture()
         future.set_running_or_notify_cancel()
         try:
-            array = validate_sequence(0, x, self.model.layers[0].input_size)
+            array = validate_sequence(0, x, self.executor.input_size)
         except SequenceError as exc:
             future.set_exception(Rejected(f"input: {str(exc).removeprefix('sequence 0: ')}", reason="input"))
             return future

@@ -20,7 +20,8 @@ from pathlib import Path
 from ebatch import policies
 from ebatch.model import ZOO, get_model, model_names
 from ebatch.runtime.engine import make_executor
-from ebatch.runtime.weights import RNNWeights
+from ebatch.runtime.stages import ModelStages
+from ebatch.runtime.weights import RNNWeights, check_runtime_model
 from ebatch.serve.online import OnlineEngine
 
 __all__ = ["ServeConfig", "ModelService", "load_weights"]
@@ -32,7 +33,7 @@ class ServeConfig:
 
     model: str
     name: str | None = None
-    cell: str = "lstm"
+    cell: str | None = None
     seed: int = 0
     policy: str = "ebatch"
     batch_size: int = 16
@@ -68,21 +69,28 @@ def _is_file(model: str) -> bool:
     return model.endswith((".safetensors", ".onnx")) or Path(model).is_file()
 
 
-def load_weights(model: str, cell: str = "lstm", seed: int = 0) -> RNNWeights:
-    """A zoo name (random weights from ``seed``) or a safetensors file of a ``torch.nn.LSTM``/``GRU``
-    ``state_dict`` (``cell``). ONNX is not supported yet. Raises ``ValueError`` saying what to give."""
+def load_weights(model: str, cell: str | None = None, seed: int = 0) -> ModelStages:
+    """A zoo name (random weights from ``seed``), an ONNX file (needs the ``onnx`` extra), or a safetensors
+    file: a whole model saved with its description, or a ``torch.nn.LSTM``/``GRU`` ``state_dict`` with
+    ``cell``. Raises ``ValueError`` saying what to give."""
+    if _is_file(model) and not Path(model).is_file():
+        raise ValueError(f"model: {model!r}: no such file")
     if model.endswith(".onnx"):
-        raise ValueError(f"model: {model!r}: ONNX models are not supported yet; export the LSTM/GRU's state_dict "
-                         "to a .safetensors file and give --cell lstm|gru")
+        from ebatch.runtime.onnx_import import stages_from_onnx
+
+        return stages_from_onnx(model)
     if _is_file(model):
-        return RNNWeights.from_safetensors(model, cell)
+        from ebatch.runtime.stagefile import load_stages
+
+        return load_stages(model, cell)
     if model not in ZOO:
-        raise ValueError(f"model: {model!r} is neither a file nor a zoo model; give a .safetensors file or one of "
-                         f"{', '.join(model_names())}")
-    try:
-        return RNNWeights.random(get_model(model), seed=seed)
-    except ValueError as exc:
-        raise ValueError(f"{exc}; the runtime cannot load this zoo model yet (uniform LSTM/GRU stacks only)") from None
+        raise ValueError(f"model: {model!r} is neither a file nor a zoo model; give a .safetensors or .onnx file "
+                         f"or one of {', '.join(model_names())}")
+    shapes = get_model(model)
+    try:  # a plain LSTM/GRU stack: the same weights as RNNWeights.random everywhere else (Engine, bench)
+        return ModelStages.of(RNNWeights.random(check_runtime_model(shapes), seed=seed))
+    except ValueError:  # mixed stacks, summed directions: a whole model
+        return ModelStages.random(shapes, seed=seed)
 
 
 def build_policy(config: ServeConfig) -> policies.Policy:
@@ -101,7 +109,7 @@ class ModelService:
     ``listener``: the engine's step listener (the server's metrics).
     """
 
-    def __init__(self, config: ServeConfig, listener=None, weights: RNNWeights | None = None) -> None:
+    def __init__(self, config: ServeConfig, listener=None, weights: RNNWeights | ModelStages | None = None) -> None:
         self.config = config
         self.name = config.served_name
         self.weights = weights if weights is not None else load_weights(config.model, config.cell, config.seed)
@@ -145,8 +153,9 @@ class ModelService:
     def describe(self) -> dict:
         """What ``GET /v1/models`` says about the model."""
         return {
-            "name": self.name, "cell": self.weights.cell, "layers": self.model.num_layers,
-            "hidden_size": self.weights.hidden_size, "bidirectional": self.model.bidirectional,
+            "name": self.name, "cell": "+".join(sorted({x.cell for x in self.model.layers})),
+            "layers": self.model.num_layers, "hidden_size": max(x.hidden_size for x in self.model.layers),
+            "bidirectional": self.model.bidirectional,
             "input_size": self.input_size, "output_size": self.output_size, "streaming": self.streaming,
             "policy": self.engine.policy.name, "policy_params": self.engine.policy.params(),
             "backend": self.engine.executor.name,
