@@ -26,7 +26,7 @@ import numpy as np
 
 from ebatch.runtime.frames import Activation, Affine, Chain, FrameStage, Norm, SumDirections
 from ebatch.runtime.stages import ModelStages
-from ebatch.runtime.weights import RNNWeights
+from ebatch.runtime.weights import RNNWeights, read_safetensors
 
 __all__ = ["METADATA_KEY", "load_model_file", "load_stages", "save_stages"]
 
@@ -70,20 +70,7 @@ def load_stages(path: str | Path, cell: str | None = None) -> ModelStages:
     """The model in ``path``: described stages if the metadata or a sidecar ``.json`` describes them, else one
     RNN ``state_dict`` of ``cell`` (default ``"lstm"``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"weights: file {str(path)!r} does not exist; give a .safetensors file")
-    try:
-        from safetensors import safe_open
-        from safetensors.numpy import load_file
-    except ImportError:  # pragma: no cover - safetensors is in the 'safetensors' and 'torch' extras
-        raise ValueError("weights: reading safetensors needs the safetensors package (no torch needed); "
-                         "pip install 'ebatch[safetensors]'") from None
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
-    except Exception as exc:  # the library raises its own error types for corrupt files
-        raise ValueError(f"weights: cannot read {path.name} as safetensors: {exc}") from None
+    tensors, metadata = read_safetensors(path)
     text = metadata.get(METADATA_KEY)
     sidecar = path.with_suffix(path.suffix + ".json")
     if text is None and sidecar.is_file():

@@ -25,7 +25,7 @@ import numpy as np
 
 from ebatch.model import GATES, Layer, RNNModel
 
-__all__ = ["CellWeights", "RNNWeights", "check_runtime_model"]
+__all__ = ["CellWeights", "RNNWeights", "check_runtime_model", "read_safetensors"]
 
 _NAME = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 
@@ -196,19 +196,8 @@ class RNNWeights:
     @classmethod
     def from_safetensors(cls, path: str | Path, cell: str = "lstm") -> RNNWeights:
         """From a safetensors file holding a ``state_dict()`` (read with safetensors' NumPy API; no torch)."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"weights: file {str(path)!r} does not exist; give a .safetensors file")
-        try:
-            from safetensors.numpy import load_file
-        except ImportError:  # pragma: no cover - safetensors is in the 'safetensors' and 'torch' extras
-            raise ValueError("weights: reading safetensors needs the safetensors package (no torch needed); "
-                             "pip install 'ebatch[safetensors]'") from None
-        try:
-            tensors = load_file(str(path))
-        except Exception as exc:  # the library raises its own error types for corrupt files
-            raise ValueError(f"weights: cannot read {path.name} as safetensors: {exc}") from None
-        return cls.from_state_dict(tensors, cell, name=path.stem)
+        tensors, _ = read_safetensors(path)
+        return cls.from_state_dict(tensors, cell, name=Path(path).stem)
 
     @classmethod
     def from_torch(cls, module) -> RNNWeights:
@@ -271,3 +260,23 @@ def check_runtime_model(model: RNNModel) -> RNNModel:
 
 def _key(kind: str, layer: int, direction: int) -> str:
     return f"{kind}_l{layer}" + ("_reverse" if direction else "")
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(tensors, metadata) of a safetensors file, read with NumPy (no torch). Raises ``ValueError`` for a
+    missing or unreadable file, or when the safetensors package is not installed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights: file {str(path)!r} does not exist; give a .safetensors file")
+    try:
+        from safetensors import safe_open
+        from safetensors.numpy import load_file
+    except ImportError:  # pragma: no cover - safetensors is in the 'safetensors' and 'torch' extras
+        raise ValueError("weights: reading safetensors needs the safetensors package (no torch needed); "
+                         "pip install 'ebatch[safetensors]'") from None
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+        return load_file(str(path)), metadata
+    except Exception as exc:  # the library raises its own error types for corrupt files
+        raise ValueError(f"weights: cannot read {path.name} as safetensors: {exc}") from None
