@@ -30,6 +30,8 @@ from ebatch.experiments.compare import (
 )
 from ebatch.hardware import load_preset
 from ebatch.model import get_model
+from ebatch.policies import available as available_policies
+from ebatch.policies.base import defaults as policy_defaults
 from ebatch.workload import Workload
 
 __all__ = ["register", "si", "stdout_console"]
@@ -96,8 +98,11 @@ def _times(value) -> str:
 _SHORT = {"batch_size": "B", "timesteps": "T", "sort_window": "sort", "max_wait_s": "wait_s", "lookahead": "look"}
 
 
-def _params(params: dict) -> str:
-    return " ".join(f"{_SHORT.get(k, k)}={v}" for k, v in params.items() if v is not None) or "-"
+def _params(policy: str, params: dict) -> str:
+    """Numeric parameters always; a named choice (a string) only when it is not the policy's default."""
+    default = policy_defaults(policy) if policy in available_policies() else {}
+    shown = {k: v for k, v in params.items() if v is not None and not (isinstance(v, str) and default.get(k) == v)}
+    return " ".join(f"{_SHORT.get(k, k)}={v}" for k, v in shown.items()) or "-"
 
 
 class _ProgressBar:
@@ -154,7 +159,7 @@ def _table(rows: list[dict], title: str, caption: str, ratios: bool) -> Table:
     for i, header in enumerate(headers):
         table.add_column(header, justify="left" if i < 2 else "right", no_wrap=i < 2)
     for r in rows:
-        cells = [r["label"], _params(r["params"]), si(r["throughput_rps"]), si(r["cells_per_s"]),
+        cells = [r["label"], _params(r["policy"], r["params"]), si(r["throughput_rps"]), si(r["cells_per_s"]),
                  si(r["latency_p50_s"], "s"), si(r["latency_p99_s"], "s"), si(r["energy_per_request_j"], "J"),
                  _pct(r["padding_fraction"]), si(r["dram_weight_bytes"], "B"), _pct(r["mac_utilisation"])]
         if ratios:

@@ -32,7 +32,7 @@ from ebatch.model import RNNModel
 from ebatch.policies.ids import IdArray
 from ebatch.step import BatchStep
 
-__all__ = ["Policy", "available", "get", "register", "check_positive_int"]
+__all__ = ["Policy", "available", "check_positive_int", "defaults", "get", "parameters", "register"]
 
 _REGISTRY: dict[str, type[Policy]] = {}
 
@@ -56,6 +56,12 @@ def parameters(name: str) -> list[str]:
     """The keyword parameters a registered policy accepts."""
     signature = inspect.signature(_REGISTRY[name].__init__)
     return [p for p in signature.parameters if p != "self"]
+
+
+def defaults(name: str) -> dict:
+    """The default value of each keyword parameter of a registered policy."""
+    signature = inspect.signature(_REGISTRY[name].__init__)
+    return {p: signature.parameters[p].default for p in parameters(name)}
 
 
 def get(name: str | Policy, **params) -> Policy:
