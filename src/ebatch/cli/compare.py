@@ -28,7 +28,7 @@ from ebatch.experiments.compare import (
     parse_policies,
     write_comparison,
 )
-from ebatch.hardware import load_preset
+from ebatch.hardware.host import load_hardware
 from ebatch.model import get_model
 from ebatch.policies import available as available_policies
 from ebatch.policies.base import defaults as policy_defaults
@@ -216,7 +216,7 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
     names = [h.strip() for h in hardware.split(",")]
     if not all(names):
         raise ValueError(f"hardware: empty entry in {hardware!r}; separate preset names or paths with commas")
-    specs_hw = [load_preset(name) for name in names]
+    specs_hw = [load_hardware(name) for name in names]
     specs = apply_defaults(parse_policies(policies), defaults)
     if single and len(specs) != 1:
         raise ValueError(f"policy: simulate runs one policy, got {len(specs)}; use `ebatch compare` for several")

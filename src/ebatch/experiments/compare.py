@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ebatch import policies
-from ebatch.hardware import AcceleratorModel, HardwareSpec, load_preset
+from ebatch.hardware import HardwareSpec
+from ebatch.hardware.host import HostSpec, cost_model, load_hardware
 from ebatch.model import RNNModel, get_model
 from ebatch.sim import SimulationResult, Simulator
 from ebatch.workload import Workload
@@ -150,7 +151,7 @@ def compare(
     with ``seed``). Every policy is built (and so validated) before the first run starts.
     """
     model = get_model(model)
-    spec = hardware if isinstance(hardware, HardwareSpec) else load_preset(hardware)
+    spec = hardware if isinstance(hardware, (HardwareSpec, HostSpec)) else load_hardware(hardware)
     if isinstance(workload, str):
         workload = Workload.load(workload, seed=seed)
     if not specs:
@@ -162,8 +163,9 @@ def compare(
     return [_run(model, workload, policy, spec, label, progress) for policy, label in zip(built, labels)]
 
 
-def _run(model, workload, policy, spec: HardwareSpec, label: str, progress: Progress | None) -> SimulationResult:
-    sim = Simulator(model, workload, policy, AcceleratorModel(spec, model))
+def _run(model, workload, policy, spec: HardwareSpec | HostSpec, label: str,
+         progress: Progress | None) -> SimulationResult:
+    sim = Simulator(model, workload, policy, cost_model(spec, model))
     total = len(workload)
     if progress is not None:
         events = 0

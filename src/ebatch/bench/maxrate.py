@@ -1,0 +1,67 @@
+"""``find_max_rate``: the highest request rate whose p99 latency meets the SLO, by probing a live server.
+
+The search doubles the rate from ``start_rps`` while probes pass (or halves it while they fail) to bracket
+the answer, then bisects until the bracket is within ``rel_tolerance``. Every probe is a bounded open-loop
+run: at most ``requests`` requests sent within ``duration_s`` seconds, each answered within ``timeout_s``,
+and at most ``max_probes`` probes in all. A probe passes when its p99 (failures infinite) is within the SLO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ebatch.bench.loadgen import LoadResult
+
+__all__ = ["MaxRateSearch", "find_max_rate"]
+
+
+@dataclass(frozen=True)
+class MaxRateSearch:
+    """The highest passing rate (0 if none passed) and every probe's result, in the order run."""
+
+    max_rate_rps: float
+    probes: tuple[LoadResult, ...]
+
+
+def find_max_rate(probe: Callable[[float], LoadResult], start_rps: float, rel_tolerance: float = 0.1,
+                  max_probes: int = 8) -> MaxRateSearch:
+    """Search with ``probe(rate_rps) -> LoadResult`` (one bounded run at that rate)."""
+    if not start_rps > 0:
+        raise ValueError(f"rate: the search's starting rate must be > 0, got {start_rps}")
+    if not 0 < rel_tolerance < 1:
+        raise ValueError(f"tolerance: must be in (0, 1), got {rel_tolerance}")
+    if max_probes < 2:
+        raise ValueError(f"max-probes: must be >= 2, got {max_probes}")
+    probes: list[LoadResult] = []
+
+    def passes(rate_rps: float) -> bool:
+        result = probe(rate_rps)
+        probes.append(result)
+        return result.slo_met
+
+    low, high = 0.0, None
+    rate = start_rps
+    if passes(rate):
+        low = rate
+        while len(probes) < max_probes:
+            rate *= 2
+            if not passes(rate):
+                high = rate
+                break
+            low = rate
+    else:
+        high = rate
+        while len(probes) < max_probes:
+            rate /= 2
+            if passes(rate):
+                low = rate
+                break
+            high = rate
+    while high is not None and low > 0 and len(probes) < max_probes and (high - low) > rel_tolerance * low:
+        rate = (low + high) / 2
+        if passes(rate):
+            low = rate
+        else:
+            high = rate
+    return MaxRateSearch(low, tuple(probes))

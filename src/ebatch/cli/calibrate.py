@@ -1,0 +1,42 @@
+"""``ebatch calibrate``: measure this machine's executor for a model and write a host hardware preset.
+
+``ebatch calibrate --model lstm-2x512 --backend torch --threads 1 --out results/host.yaml`` times fused
+steps over a grid of rows and columns (a few seconds), fits the host cost model
+(:mod:`ebatch.hardware.host`) and writes the preset; ``ebatch compare --hardware results/host.yaml`` then
+simulates this machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register"]
+
+
+def calibrate(
+    model: Annotated[str, typer.Option("--model", help="Zoo model name.")] = "lstm-2x512",
+    backend: Annotated[str, typer.Option("--backend", help="Executor: compiled | torch | numpy.")] = "torch",
+    threads: Annotated[int, typer.Option("--threads", help="torch threads (0: torch's default).")] = 1,
+    out: Annotated[str, typer.Option("--out", help="The preset YAML to write.")] = "results/host.yaml",
+    repeats: Annotated[int, typer.Option("--repeats", help="Measured passes over the grid.")] = 2,
+    power_w: Annotated[float, typer.Option("--power-w", help="Assumed power for the energy *estimate*.")] = 15.0,
+) -> None:
+    """Time the executor, fit step/column/flop costs and write a hardware preset (kind: host)."""
+    from ebatch.experiments.calibrate import calibrate as run
+    from ebatch.hardware.host import HostSpec, host_preset_text
+
+    result = run(model, backend, threads or None, repeats, power_w)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(host_preset_text(result.spec))
+    for name in HostSpec.parameter_names():
+        typer.echo(f"{name:>22} = {getattr(result.spec, name):.4g}")
+    typer.echo(f"fit of {len(result.timings)} steps: relative RMS error {result.rel_rms_error:.1%}; wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ebatch calibrate`` to ``app``."""
+    app.command("calibrate")(calibrate)

@@ -1,0 +1,145 @@
+"""A host cost model (CPU or GPU running ebatch's own executor), fitted by ``ebatch calibrate``.
+
+A host preset has ``kind: host`` next to ``name``, ``description`` and ``parameters`` (each
+``{value, source}``, strict like the accelerator presets). One invocation of a step over ``columns``
+time-steps of one layer direction with ``cells`` useful cells costs::
+
+    time_s = step_overhead_s + columns x column_overhead_s
+             + cells x 2 x gate_rows x output_size x recurrent_s_per_flop   (the per-column recurrent products)
+             + cells x 2 x gate_rows x input_size  x input_s_per_flop       (the input GEMM)
+
+and a step of several invocations (a non-fused run) pays each. ``energy_j = power_w x time_s``: an
+**estimate** from the preset, named ``estimated_energy_j`` in the breakdown, not a measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from ebatch.hardware.cost import StepCost
+from ebatch.model import RNNModel, get_model
+from ebatch.step import BatchStep
+
+__all__ = ["HostCostModel", "HostSpec", "cost_model", "host_preset_text", "is_host_preset", "load_hardware",
+           "load_host_preset"]
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """The fitted costs of one executor (backend, threads) on one machine; all >= 0."""
+
+    step_overhead_s: float
+    column_overhead_s: float
+    recurrent_s_per_flop: float
+    input_s_per_flop: float
+    power_w: float
+    name: str = "host"
+    description: str = ""
+    sources: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.name not in ("name", "description", "sources")]
+
+
+def _strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise ValueError(f"host preset: duplicate key(s) {duplicates}")
+    return loader.construct_mapping(node, deep=deep)
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def _document(path: str | Path) -> dict:
+    try:
+        document = yaml.load(Path(path).read_text(), Loader=_Loader)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"hardware preset {path}: not valid YAML ({exc})".replace("\n", " ")) from None
+    return document if isinstance(document, dict) else {}
+
+
+def is_host_preset(name_or_path: str | Path) -> bool:
+    """Whether ``name_or_path`` is a YAML file with ``kind: host`` (a malformed file is left to the caller)."""
+    try:
+        return Path(str(name_or_path)).is_file() and _document(name_or_path).get("kind") == "host"
+    except ValueError:
+        return False
+
+
+def load_host_preset(path: str | Path) -> HostSpec:
+    """A host preset file; ``ValueError`` naming the field for unknown, missing or malformed entries."""
+    document = _document(path)
+    extra = set(document) - {"kind", "name", "description", "parameters"}
+    if extra or document.get("kind") != "host" or not isinstance(document.get("parameters"), dict):
+        raise ValueError(f"hardware preset {path}: a host preset needs kind: host, name, description, parameters "
+                         f"(unknown: {sorted(extra)})")
+    params, names = document["parameters"], HostSpec.parameter_names()
+    if set(params) != set(names):
+        raise ValueError(f"hardware preset {path}: parameters must be exactly {', '.join(names)}; unknown "
+                         f"{sorted(set(params) - set(names))}, missing {sorted(set(names) - set(params))}")
+    values, sources = {}, {}
+    for name in names:
+        entry = params[name]
+        if not isinstance(entry, dict) or set(entry) != {"value", "source"} or not str(entry["source"]).strip():
+            raise ValueError(f"hardware preset {path}: parameter {name} must be {{value: ..., source: '...'}}")
+        value = entry["value"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"hardware preset {path}: {name} must be a number >= 0, got {value!r}")
+        values[name], sources[name] = float(value), str(entry["source"])
+    return HostSpec(**values, name=str(document.get("name", Path(path).stem)),
+                    description=str(document.get("description", "")), sources=sources)
+
+
+def host_preset_text(spec: HostSpec) -> str:
+    """The YAML of ``spec`` (what :func:`load_host_preset` reads back)."""
+    document = {"kind": "host", "name": spec.name, "description": spec.description,
+                "parameters": {n: {"value": float(getattr(spec, n)), "source": spec.sources.get(n, "assumption")}
+                               for n in HostSpec.parameter_names()}}
+    return yaml.safe_dump(document, sort_keys=False, width=1000)
+
+
+class HostCostModel:
+    """Prices a ``BatchStep`` with a :class:`HostSpec`; same interface as the accelerator model."""
+
+    notify_latency_s = 0.0  # an answer leaves as soon as its step ends (HTTP time is outside the model)
+
+    def __init__(self, spec: HostSpec, model: str | RNNModel) -> None:
+        self.spec, self.model = spec, get_model(model) if isinstance(model, str) else model
+
+    def reset(self) -> None:
+        """Nothing carries over between steps on a host."""
+
+    def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
+        layer, spec = self.model.layers[step.layer], self.spec
+        cells = step.useful_cells
+        overhead_s = step.invocations * spec.step_overhead_s + step.width * spec.column_overhead_s
+        recurrent_s = cells * 2 * layer.gate_rows * layer.output_size * spec.recurrent_s_per_flop
+        input_s = cells * 2 * layer.gate_rows * layer.input_size * spec.input_s_per_flop
+        time_s = overhead_s + recurrent_s + input_s
+        energy_j = spec.power_w * time_s
+        return StepCost(time_s, energy_j, {"overhead_s": overhead_s, "recurrent_s": recurrent_s,
+                                           "input_s": input_s, "estimated_energy_j": energy_j})
+
+
+def load_hardware(name_or_path: str | Path):
+    """A host preset (a YAML file with ``kind: host``) or an accelerator preset (a name or a file)."""
+    from ebatch.hardware.preset import load_preset
+
+    return load_host_preset(name_or_path) if is_host_preset(name_or_path) else load_preset(name_or_path)
+
+
+def cost_model(spec, model: str | RNNModel):
+    """The cost model of ``spec``'s kind: :class:`HostCostModel` for a host, else the accelerator model."""
+    from ebatch.hardware.cost import AcceleratorModel
+
+    return HostCostModel(spec, model) if isinstance(spec, HostSpec) else AcceleratorModel(spec, model)

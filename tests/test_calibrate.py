@@ -1,0 +1,60 @@
+"""ebatch calibrate and the host cost model: the fit recovers known coefficients, presets round-trip strictly,
+the cost formula, and compare() simulates with a host preset."""
+
+from __future__ import annotations
+
+import pytest
+
+from ebatch.experiments.calibrate import StepTiming, calibrate, fit_host
+from ebatch.hardware.host import HostCostModel, HostSpec, host_preset_text, load_hardware, load_host_preset
+from ebatch.model import Layer, RNNModel
+from ebatch.step import BatchStep
+
+MODEL = RNNModel("t", (Layer("lstm", 8, 16), Layer("lstm", 16, 16)))
+SPEC = HostSpec(1e-4, 2e-5, 3e-10, 1e-10, 10.0, name="h", sources={})
+
+
+def _step(layer, rows, columns, fused=True):
+    return BatchStep(layer, 0, columns, rows, range(rows), [0] * rows, range(rows), [0] * rows, [columns] * rows,
+                     [True] * rows, fused=fused)
+
+
+def test_host_cost_formula_and_estimated_energy():
+    cost = HostCostModel(SPEC, MODEL).cost(_step(0, 4, 10))
+    cells = 40
+    want = 1e-4 + 10 * 2e-5 + cells * 2 * 64 * 16 * 3e-10 + cells * 2 * 64 * 8 * 1e-10
+    assert cost.time_s == pytest.approx(want) and cost.energy_j == pytest.approx(10.0 * want)
+    assert cost.breakdown["estimated_energy_j"] == cost.energy_j
+    unfused = HostCostModel(SPEC, MODEL).cost(_step(0, 4, 10, fused=False))
+    assert unfused.time_s == pytest.approx(want + 9 * 1e-4)
+
+
+def test_fit_recovers_known_coefficients():
+    model = HostCostModel(SPEC, MODEL)
+    timings = [StepTiming(layer, r, c, model.cost(_step(layer, r, c)).time_s)
+               for layer in (0, 1) for r in (1, 4, 16) for c in (4, 16, 64)]
+    fitted = fit_host(MODEL, timings, "h", "test", power_w=5.0)
+    assert fitted.rel_rms_error < 1e-6
+    for name in ("step_overhead_s", "column_overhead_s", "recurrent_s_per_flop", "input_s_per_flop"):
+        assert getattr(fitted.spec, name) == pytest.approx(getattr(SPEC, name), rel=1e-4)
+
+
+def test_calibrate_writes_a_strict_preset_that_compare_simulates(tmp_path):
+    from ebatch.experiments.compare import compare
+
+    result = calibrate("lstm-2x512", backend="numpy", threads=None, repeats=1, rows=(1, 2), columns=(2, 4))
+    assert all(getattr(result.spec, n) >= 0 for n in HostSpec.parameter_names())
+    assert "measured by ebatch calibrate on" in result.spec.sources["step_overhead_s"]
+    assert result.spec.sources["power_w"].startswith("assumption")
+    path = tmp_path / "host.yaml"
+    path.write_text(host_preset_text(result.spec))
+    assert load_hardware(path) == result.spec
+    (sim,) = compare("lstm-2x512", "librispeech-test-clean", [("ebatch", {})], hardware=str(path))
+    summary = sim.summary()
+    assert summary["throughput_rps"] > 0 and summary["hardware"] == result.spec.name
+    path.write_text(host_preset_text(result.spec).replace("power_w:", "power_watts:"))
+    with pytest.raises(ValueError, match="unknown \\['power_watts'\\], missing \\['power_w'\\]"):
+        load_host_preset(path)
+    path.write_text(host_preset_text(result.spec) + "kind: host\n")
+    with pytest.raises(ValueError, match="duplicate key"):
+        load_host_preset(path)

@@ -1,0 +1,133 @@
+"""ebatch loadgen: schedules (gamma cv, duration bound), the summary's formulas, the max-rate search, open loop
+against a serial stub server (latency from the scheduled time), and a live ebatch server via the CLI."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pytest
+
+from ebatch.bench.loadgen import LoadResult, RequestRecord, run_load, summarize
+from ebatch.bench.maxrate import find_max_rate
+from ebatch.bench.schedule import make_schedule, send_times_s
+
+
+def test_gamma_send_times_have_the_rate_and_cv():
+    gaps = np.diff(send_times_s("gamma", 20001, 50.0, 2.0, np.random.default_rng(1)))
+    assert gaps.mean() == pytest.approx(1 / 50, rel=0.05)
+    assert gaps.std() / gaps.mean() == pytest.approx(2.0, rel=0.08)
+    poisson = np.diff(send_times_s("poisson", 20001, 50.0, 9.0, np.random.default_rng(1)))
+    assert poisson.std() / poisson.mean() == pytest.approx(1.0, rel=0.05)
+
+
+def test_schedule_is_bounded_and_checked():
+    s = make_schedule("librispeech-test-clean", "poisson", 100.0, duration_s=0.5, seed=3)
+    assert s.send_s[0] == 0 and s.send_s.max() < 0.5 and 20 < len(s) < 90
+    assert len(make_schedule("librispeech-test-clean", "mooncake", 5.0, requests=7)) == 7
+    with pytest.raises(ValueError, match="requests: give --requests or --duration-s"):
+        make_schedule("librispeech-test-clean", "poisson", 1.0)
+    with pytest.raises(ValueError, match="cv:"):
+        make_schedule("librispeech-test-clean", "gamma", 1.0, requests=3, cv=0)
+    with pytest.raises(ValueError, match="arrival: unknown 'uniform'"):
+        make_schedule("librispeech-test-clean", "uniform", 1.0, requests=3)
+
+
+def test_summary_counts_failures_as_infinite_latency():
+    s = make_schedule("librispeech-test-clean", "poisson", 10.0, requests=4)
+    s = type(s)(s.lengths, np.array([0.0, 0.1, 0.2, 0.3]), 10.0, "poisson", 1.0, "w")
+    records = [RequestRecord(0.0, 5, 200, 0.2, 0.05, 0.1, 0.0), RequestRecord(0.1, 5, 200, 0.9, 0.7, 0.1, 0.0),
+               RequestRecord(0.2, 5, 429, 0.01, np.nan, np.nan, 0.0), RequestRecord(0.3, 5, 0, np.nan, np.nan,
+                                                                                   np.nan, 0.0)]
+    r = summarize(records, s, slo_p99_s=0.5, model="m")
+    assert (r.ok, r.rejected_429, r.server_5xx, r.errors) == (2, 1, 0, 1)
+    assert r.span_s == pytest.approx(1.0)  # the last answer: 0.1 + 0.9
+    assert r.offered_rps == pytest.approx(10.0) and r.achieved_rps == pytest.approx(2.0)
+    assert r.goodput_rps == pytest.approx(1.0) and r.p50_s == pytest.approx(0.9) and r.p99_s == np.inf
+    assert r.queue_s_mean == pytest.approx(0.375) and not r.slo_met
+
+
+def _result(rate: float, p99_s: float) -> LoadResult:
+    return LoadResult("x", "m", "w", "poisson", 1.0, rate, 10, 10, 0, 0, 0, 1.0, rate, rate, rate, 1.0,
+                      p99_s, p99_s, p99_s, 0.0, 0.0, 0.0)
+
+
+def test_find_max_rate_brackets_then_bisects_within_its_probe_budget():
+    found = find_max_rate(lambda r: _result(r, 0.5 if r <= 37 else 2.0), start_rps=5, rel_tolerance=0.05,
+                          max_probes=12)
+    assert [p.rate_rps for p in found.probes][:5] == [5, 10, 20, 40, 30]
+    assert 37 * 0.95 <= found.max_rate_rps <= 37 and len(found.probes) <= 12
+    down = find_max_rate(lambda r: _result(r, 0.5 if r <= 3 else 2.0), start_rps=40, max_probes=4)
+    assert [p.rate_rps for p in down.probes] == [40, 20, 10, 5] and down.max_rate_rps == 0.0
+
+
+class _SerialStub(BaseHTTPRequestHandler):
+    """Answers one request at a time, each after 0.1 s: a server that queues."""
+
+    def do_GET(self):
+        self._send(json.dumps({"models": [{"name": "m", "input_size": 3}]}).encode(), "application/json")
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["content-length"]))
+        time.sleep(0.1)
+        self._send(b"x", "application/x-npy", {"X-Queue-Seconds": "0.0", "X-Compute-Seconds": "0.1"})
+
+    def _send(self, body, kind, extra=None):
+        self.send_response(200)
+        for key, value in ({"content-type": kind, "content-length": str(len(body))} | (extra or {})).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_open_loop_latency_counts_from_the_scheduled_send_time(tmp_path):
+    server = HTTPServer(("127.0.0.1", 0), _SerialStub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        (tmp_path / "w.csv").write_text("length\n4\n6\n8\n5\n7\n")
+        schedule = make_schedule(str(tmp_path / "w.csv"), "poisson", 50.0, requests=5, seed=0)
+        run = run_load(schedule, f"http://127.0.0.1:{server.server_port}", slo_p99_s=0.25, timeout_s=5)
+        with pytest.raises(ValueError, match="model: the server .* serves 'm', not 'z'"):
+            run_load(schedule, f"http://127.0.0.1:{server.server_port}", model="z")
+    finally:
+        server.shutdown()
+        thread.join(5)
+    latencies = [r.latency_s for r in run.records]
+    assert run.result.ok == 5 and all(r.send_lag_s < 0.05 for r in run.records)
+    # served one after another: the k-th waits for the k before it, so latency grows (a closed loop hides this)
+    assert latencies[-1] >= 0.5 - run.records[-1].send_s - 0.01 and latencies[-1] > 3 * latencies[0] * 0.9
+    assert not run.result.slo_met and run.result.compute_s_mean == pytest.approx(0.1)
+
+
+def test_loadgen_cli_against_a_live_server(tmp_path, capsys):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("torch")
+    from ebatch.cli import main
+    from ebatch.runtime import RNNWeights
+    from ebatch.serve.service import ServeConfig
+    from servetools import live_server, torch_lstm
+
+    (tmp_path / "w.csv").write_text("length\n" + "\n".join(str(n) for n in [5, 12, 30, 8, 20, 3, 16, 9]) + "\n")
+    config = ServeConfig(model="torch", name="m", batch_size=4, timesteps=4, max_queued_requests=2)
+    with live_server(config, RNNWeights.from_torch(torch_lstm(seed=5))) as (url, _):
+        main(["loadgen", "--url", url, "--workload", str(tmp_path / "w.csv"), "--rate", "40", "-n", "24",
+              "--format", "json", "--out", str(tmp_path / "a.json"), "--slo-p99-s", "5"])
+        run = json.loads(capsys.readouterr().out)["runs"][0]
+        assert run["requests"] == 24 and run["ok"] + run["rejected_429"] == 24 and run["errors"] == 0
+        assert run["compute_s_mean"] > 0 and run["label"] == "m"
+        main(["loadgen", "--url", url, "--workload", str(tmp_path / "w.csv"), "--arrival", "gamma", "--rate",
+              "20", "--duration-s", "0.5", "--find-max-rate", "--max-probes", "2", "--format", "csv"])
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0].startswith("label,model,") and len(lines) == 3
+    main(["loadgen-plot", str(tmp_path / "a.json"), "--out", str(tmp_path / "p.png")])
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    with pytest.raises(SystemExit) as exit_info:
+        main(["loadgen", "--url", url, "-n", "2"])
+    assert exit_info.value.code == 2
