@@ -32,6 +32,7 @@ import pandas as pd
 
 import ebatch
 from ebatch.experiments.report import write_section
+from ebatch.hardware.host import cpu_name
 from ebatch.workload import Workload
 
 __all__ = ["CASES", "POLICIES", "PRESETS", "TARGET_S", "bench", "main", "markdown"]
@@ -93,20 +94,10 @@ def bench(cases: list[str], repeat: int, progress=None) -> list[dict]:
     return rows
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown processor"
-
-
 def machine() -> str:
     """Cores, processor, Python and numpy versions of this machine, in one line."""
     return (
-        f"{os.cpu_count()} CPU cores ({platform.machine()}, {_cpu_name()}), Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPU cores ({platform.machine()}, {cpu_name()}), Python {platform.python_version()}, "
         f"numpy {np.__version__}, pandas {pd.__version__}, ebatch {ebatch.__version__}"
     )
 

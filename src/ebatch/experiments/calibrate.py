@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ebatch.hardware.host import HostSpec
+from ebatch.hardware.host import HostSpec, cpu_name
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
 
-__all__ = ["Calibration", "StepTiming", "calibrate", "cpu_name", "fit_host", "measure_steps"]
+__all__ = ["Calibration", "StepTiming", "calibrate", "fit_host", "measure_steps"]
 
 
 @dataclass(frozen=True)
@@ -42,15 +42,6 @@ class Calibration:
     rel_rms_error: float
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _features(model: RNNModel, t: StepTiming) -> list[float]:

@@ -14,6 +14,7 @@ and a step of several invocations (a non-fused run) pays each. ``energy_j = powe
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -23,8 +24,20 @@ from ebatch.hardware.cost import StepCost
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
 
-__all__ = ["HostCostModel", "HostSpec", "cost_model", "host_preset_text", "is_host_preset", "load_hardware",
-           "load_host_preset"]
+__all__ = ["HostCostModel", "HostSpec", "cost_model", "cpu_name", "host_preset_text", "is_host_preset",
+           "load_hardware", "load_host_preset"]
+
+
+def cpu_name() -> str:
+    """This machine's processor as /proc/cpuinfo names it (else what ``platform`` knows)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ebatch.hardware.host import cpu_name
 from ebatch.model import Layer, RNNModel, get_model
 from ebatch.runtime.engine import Engine
 from ebatch.runtime.weights import RNNWeights, check_runtime_model
@@ -87,19 +88,6 @@ def set_blas_threads(threads: int) -> bool:
                 getattr(lib, name)(int(threads))
                 return True
     return False
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown CPU"
 
 
 def _percentiles(latency_s: np.ndarray) -> tuple[float, float]:
@@ -183,7 +171,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
     blas = set_blas_threads(cfg.threads)
     cfg.notes.append(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}; NumPy's OpenBLAS "
                      + (f"threads set to {cfg.threads}" if blas else "threads left at its default"))
-    cfg.notes.append(f"CPU: {_cpu_name()}, {os.cpu_count()} logical CPUs")
+    cfg.notes.append(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs")
     if "compiled" in cfg.backends:
         from ebatch.runtime.compiled import CompileUnavailable, build_info, load_extension
 
