@@ -58,8 +58,12 @@ Seed = Annotated[int, typer.Option(help="Seed of the workload's random draws.")]
 Format = Annotated[str, typer.Option("--format", "-f", help="table | json | csv.")]
 Out = Annotated[Path | None, typer.Option(help="Also write summary.csv/json, per-policy CSVs and compare.png here.")]
 Measured = Annotated[str | None, typer.Option(
-    "--measured", help="Also execute every policy on a real executor (numpy | torch; random weights, this machine's "
-    "wall clock) and show measured figures beside the simulated ones. Keep --requests small.")]
+    "--measured", help="Also execute every policy on a real executor (numpy | torch | compiled; random weights, "
+    "this machine's wall clock) and show measured figures beside the simulated ones. Keep --requests small.")]
+MeasuredThreads = Annotated[int, typer.Option(
+    "--threads", help="Threads of the --measured executor (torch and OpenBLAS); 1 by default, as ebatch calibrate "
+    "and ebatch bench measure.")]
+MEASURED_BACKENDS = ("numpy", "torch", "compiled")
 MEASURED_KEYS = ("throughput_rps", "cells_per_s", "latency_p50_s", "latency_p99_s", "busy_s")
 
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"),
@@ -178,13 +182,14 @@ def _model(model: str):
     return get_model(model), None
 
 
-def _measure(rnn, load: Workload, specs, backend: str, seed: int, stages=None) -> list[dict]:
+def _measure(rnn, load: Workload, specs, backend: str, seed: int, stages=None, threads: int = 1) -> list[dict]:
     """Each policy's wall-clock figures on a real executor (``ebatch.runtime.ExecutorBackend``); weights are
     the model file's (``stages``) or random ones of the zoo model's shapes."""
     from ebatch.runtime import ExecutorBackend, ModelStages, make_executor
     from ebatch.sim import simulate as run_simulation
 
-    executor = make_executor(stages if stages is not None else ModelStages.random(rnn, seed=seed), backend)
+    executor = make_executor(stages if stages is not None else ModelStages.random(rnn, seed=seed), backend,
+                             threads=threads)
     measured = []
     for name, params in specs:
         real = ExecutorBackend(executor, lengths=load.lengths, seed=seed)
@@ -207,11 +212,13 @@ def _measured_table(rows: list[dict], title: str) -> Table:
 
 
 def _run(model, hardware, workload, requests, arrival, rate, policies, defaults: dict, frame_rate_hz,
-         subword_factor, seed, fmt, out, single: bool, measured: str | None = None) -> None:
+         subword_factor, seed, fmt, out, single: bool, measured: str | None = None, threads: int = 1) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if measured is not None and measured not in ("numpy", "torch"):
-        raise ValueError(f"measured: unknown executor {measured!r}; choose numpy or torch")
+    if measured is not None and measured not in MEASURED_BACKENDS:
+        raise ValueError(f"measured: unknown executor {measured!r}; choose one of {', '.join(MEASURED_BACKENDS)}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads: must be an integer >= 1, got {threads!r}")
     rnn, stages = _model(model)
     names = [h.strip() for h in hardware.split(",")]
     if not all(names):
@@ -235,7 +242,7 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
     finally:
         bar.close()
 
-    real = _measure(rnn, load, specs, measured, seed, stages) if measured else None
+    real = _measure(rnn, load, specs, measured, seed, stages, threads) if measured else None
     all_rows = []
     for spec, results in groups:
         rows = comparison_rows(results)
@@ -286,7 +293,7 @@ def compare_command(
     )] = "sequential,padding,cellular,ebatch",
     batch_size: BatchSize = None, timesteps: Timesteps = None, sort_window: SortWindow = None,
     max_wait_s: MaxWait = None, frame_rate_hz: FrameRate = None, subword_factor: Subword = None, seed: Seed = 0,
-    fmt: Format = "table", out: Out = None, measured: Measured = None,
+    fmt: Format = "table", out: Out = None, measured: Measured = None, threads: MeasuredThreads = 1,
 ) -> None:
     """Compare batching policies side by side on the same workload, hardware and seed.
 
@@ -295,7 +302,7 @@ def compare_command(
     defaults = {"batch_size": batch_size, "timesteps": timesteps, "sort_window": sort_window,
                 "max_wait_s": max_wait_s}
     _run(model, hardware, workload, requests, arrival, rate, policies, defaults, frame_rate_hz, subword_factor,
-         seed, fmt, out, single=False, measured=measured)
+         seed, fmt, out, single=False, measured=measured, threads=threads)
 
 
 def register(app: typer.Typer) -> None:
