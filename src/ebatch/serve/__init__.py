@@ -4,6 +4,7 @@ server over it (:mod:`ebatch.serve.app`, needs the ``serve`` extra: fastapi, uvi
 Only the online engine is imported here, so ``import ebatch.serve`` needs NumPy alone.
 """
 
-from ebatch.serve.online import Cancelled, DeadlineExceeded, InferenceResult, OnlineEngine, Rejected, RequestFuture
+from ebatch.serve.online import OnlineEngine
+from ebatch.serve.outcomes import Cancelled, DeadlineExceeded, InferenceResult, Rejected, RequestFuture
 
 __all__ = ["Cancelled", "DeadlineExceeded", "InferenceResult", "OnlineEngine", "Rejected", "RequestFuture"]

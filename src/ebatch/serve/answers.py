@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from ebatch.serve.codec import BadRequest
 from ebatch.serve.metrics import ServeMetrics
-from ebatch.serve.online import Cancelled, DeadlineExceeded, InferenceResult, Rejected
+from ebatch.serve.outcomes import Cancelled, DeadlineExceeded, InferenceResult, Rejected
 from ebatch.serve.service import ModelService
 from ebatch.serve.streams import StreamError
 

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from ebatch.serve.online import InferenceResult, OnlineEngine
+from ebatch.serve.online import OnlineEngine
+from ebatch.serve.outcomes import InferenceResult
 from ebatch.step import BatchStep
 
 __all__ = ["CONTENT_TYPE_LATEST", "OUTCOMES", "ServeMetrics"]

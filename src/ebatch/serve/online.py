@@ -30,62 +30,25 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
 from ebatch.policies.base import Policy
 from ebatch.runtime.engine import SequenceError, validate_sequence
 from ebatch.runtime.executor import Executor
-from ebatch.step import BatchStep
+from ebatch.serve.outcomes import (
+    Cancelled,
+    DeadlineExceeded,
+    InferenceResult,
+    Rejected,
+    RequestFuture,
+    StepListener,
+)
 
-__all__ = [
-    "Cancelled", "DeadlineExceeded", "InferenceResult", "OnlineEngine", "Rejected", "RequestFuture", "StepListener",
-]
+__all__ = ["OnlineEngine"]
 
 #: weight of the newest step in the measured rate (an exponential average over about 1/RATE_DECAY steps)
 RATE_DECAY = 0.05
-
-
-class Rejected(Exception):
-    """The request was not admitted. ``reason``: ``"input"`` (bad input or arguments: fix the request),
-    ``"busy"`` (a full queue, or a deadline the queue cannot meet: retry after ``retry_after_s``) or
-    ``"closed"`` (the engine is closing)."""
-
-    def __init__(self, message: str, retry_after_s: float | None = None, reason: str = "busy") -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-        self.reason = reason
-
-
-class DeadlineExceeded(Exception):
-    """The request's deadline passed while it was still queued."""
-
-
-class Cancelled(Exception):
-    """The request was cancelled (:meth:`OnlineEngine.cancel`) or dropped when the engine closed."""
-
-
-@dataclass(frozen=True)
-class InferenceResult:
-    """One request's output ``[length, output_size]`` and where its time went (seconds on the clock)."""
-
-    output: np.ndarray
-    queue_s: float  # from admission to the first step holding it
-    compute_s: float  # from that step's start to the end of the step that completed it
-    final_state: tuple | None = None  # with submit(keep_state=True): the state a stream's next chunk continues
-
-
-class StepListener(Protocol):
-    """Told about every step the engine ran (metrics); called on the worker thread, so it must be quick."""
-
-    def on_step(self, step: BatchStep, duration_s: float) -> None: ...
-
-
-class RequestFuture(Future):
-    """A :class:`concurrent.futures.Future` that knows its request id (for :meth:`OnlineEngine.cancel`)."""
-
-    request_id: int = -1
 
 
 @dataclass

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ebatch.serve.online import InferenceResult, OnlineEngine
+from ebatch.serve.online import OnlineEngine
+from ebatch.serve.outcomes import InferenceResult
 
 __all__ = ["StreamError", "StreamRegistry"]
 
