@@ -127,7 +127,6 @@ class AutoTimesteps:
         self.chosen: list[int] = []  # T of every formed window, in order (for tests and studies)
         self.chosen_at_s: list[float] = []  # when each of those windows was formed
         self._pending: tuple[int, float, int, int] | None = None
-        self._share = 0.5  # of the SLO budget a streaming window may take (see form)
         self._wake_s: float | None = None
         self.held = 0  # times the controller chose to wait for a fuller window
 
@@ -149,17 +148,17 @@ class AutoTimesteps:
         of them adds windows to its latency, so a streaming window gets ``1 / (stages + 1)`` of the
         budget (half of it with one stage, as in a unidirectional model).
         """
-        self._share = 1.0 / (stages + 1)
+        share = 1.0 / (stages + 1)
         if self._pending is not None:  # the previous window just ended: asked again as soon as it did
             pending_key, start_s, width, rows = self._pending
             self.models.setdefault(pending_key, _DurationModel()).add(width, rows, now_s - start_s)
             self._pending = None
         self._wake_s = None
         model = self.models.setdefault(key, _DurationModel())
-        t = self.choose(filler, lengths, arrivals_s, now_s, model)
+        t = self.choose(filler, lengths, arrivals_s, now_s, model, share)
         if t is None:
             return None
-        if not busy_elsewhere and self._hold(filler, lengths, arrivals_s, now_s, t, model):
+        if not busy_elsewhere and self._hold(filler, lengths, arrivals_s, now_s, t, model, share):
             return None
         window = filler.form(t, lengths)
         if window is not None:
@@ -170,8 +169,9 @@ class AutoTimesteps:
         return window
 
     def choose(self, filler, lengths: np.ndarray, arrivals_s: np.ndarray, now_s: float,
-               model: _DurationModel | None = None) -> int | None:
-        """T for the window formed now, or ``None`` when there is nothing to run."""
+               model: _DurationModel | None = None, share: float = 0.5) -> int | None:
+        """T for the window formed now, or ``None`` when there is nothing to run. ``share``: the part of the
+        SLO budget a streaming window may take (see :meth:`form`)."""
         model = model or self.model
         b = filler.slots
         queue = filler.queue
@@ -194,7 +194,7 @@ class AutoTimesteps:
         if not filler.packs:
             # streaming: a longer window only delays the queued requests' start (they then need their own
             # time-steps too, hence half the budget) and loads every layer's weights fewer times
-            t, budget_s = high, budget_s * self._share
+            t, budget_s = high, budget_s * share
         while True:
             if _predict(model, t, longest, work, b, filler.packs) <= budget_s:
                 return t
@@ -202,7 +202,8 @@ class AutoTimesteps:
                 return t_fill  # overloaded: the oldest request misses anyway; drain at the best rate
             t = max(low, t // 2)
 
-    def _hold(self, filler, lengths, arrivals_s, now_s: float, t: int, model: _DurationModel) -> bool:
+    def _hold(self, filler, lengths, arrivals_s, now_s: float, t: int, model: _DurationModel,
+              share: float) -> bool:
         """Wait for more arrivals when slots would stay empty and the SLO leaves time (sets the wake time)."""
         if self.latency_slo_s is None or len(model.samples) < 2 or len(filler.queue) >= filler.slots:
             return False
@@ -216,7 +217,7 @@ class AutoTimesteps:
             duration_s = _predict(model, t, longest, work, filler.slots, True)
         else:  # streaming: the longest must run all its time-steps, within half the budget (as in choose)
             duration_s = _predict(model, max(t, longest), longest, work, filler.slots, False)
-            budget_s *= self._share
+            budget_s *= share
         deadline_s = float(arrivals_s[waiting[0]]) + budget_s - duration_s
         if now_s >= deadline_s - 1e-12:
             return False

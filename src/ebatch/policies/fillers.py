@@ -81,7 +81,7 @@ class StreamSlots:
         room[busy] -= carried_n
         room[busy] *= carried_n < t  # a slot whose sequence goes on past this window has no room
         useful = int(carried_n.sum())
-        if not self.queue or useful + self.queued_cells <= 0:
+        if not self.queue:
             return useful
         queue = iter(self.queue)
         for free in room[room > 0].tolist():  # queued sequences fill the rooms back to back, in slot order

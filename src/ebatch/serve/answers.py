@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Awaitable
 from concurrent.futures import Future
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ebatch.serve.codec import BadRequest
 from ebatch.serve.metrics import ServeMetrics
@@ -25,7 +26,7 @@ from ebatch.serve.streams import StreamError
 
 __all__ = [
     "ClientGone", "HTTPError", "as_http_error", "check_request", "error_response", "parse_deadline", "read_body",
-    "wait_result",
+    "settle", "wait_result",
 ]
 
 _OUTCOME = {400: "invalid", 404: "invalid", 409: "invalid", 415: "invalid", 422: "invalid", 413: "too_large",
@@ -139,3 +140,17 @@ async def wait_result(request: Request, service: ModelService, future: Future) -
         raise ClientGone()
     return answer.result()
 
+
+
+async def settle(work: Awaitable[InferenceResult], metrics: ServeMetrics) -> InferenceResult | Response:
+    """Await one request's result and count its outcome; an error becomes its one HTTP answer (499 when the
+    client went away), returned instead of the result."""
+    try:
+        result = await work
+    except ClientGone:
+        metrics.answered("cancelled")
+        return Response(status_code=499)
+    except Exception as exc:
+        return error_response(as_http_error(exc), metrics)
+    metrics.answered("ok", result)
+    return result

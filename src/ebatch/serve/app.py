@@ -28,13 +28,12 @@ from fastapi.responses import JSONResponse, Response
 from ebatch.runtime.weights import RNNWeights
 from ebatch.serve import kserve, websocket
 from ebatch.serve.answers import (
-    ClientGone,
     HTTPError,
-    as_http_error,
     check_request,
     error_response,
     parse_deadline,
     read_body,
+    settle,
     wait_result,
 )
 from ebatch.serve.codec import NPY, decode_native, encode_npy
@@ -78,20 +77,18 @@ def create_app(config: ServeConfig, weights: RNNWeights | None = None) -> FastAP
 
     @app.post("/v1/models/{name}/infer")
     async def infer(name: str, request: Request, outputs: str = "all", deadline_ms: float | None = None) -> Response:
-        try:
+        async def run():
             check_request(service, name)
             if outputs not in ("all", "last"):
                 raise HTTPError(422, f"outputs: must be 'all' or 'last', got {outputs!r}")
             deadline_s = parse_deadline(deadline_ms)
             body = await read_body(request, config.max_request_bytes)
             x = decode_native(body, request.headers.get("content-type", ""))
-            result = await wait_result(request, service, service.engine.submit(x, deadline_s=deadline_s))
-        except ClientGone:
-            metrics.answered("cancelled")
-            return Response(status_code=499)
-        except Exception as exc:
-            return error_response(as_http_error(exc), metrics)
-        metrics.answered("ok", result)
+            return await wait_result(request, service, service.engine.submit(x, deadline_s=deadline_s))
+
+        result = await settle(run(), metrics)
+        if isinstance(result, Response):
+            return result
         output = result.output if outputs == "all" else result.output[-1:]
         headers = {QUEUE_HEADER: f"{result.queue_s:.6f}", COMPUTE_HEADER: f"{result.compute_s:.6f}"}
         if NPY in request.headers.get("accept", ""):

@@ -16,12 +16,11 @@ from fastapi.responses import JSONResponse, Response
 
 from ebatch import __version__
 from ebatch.serve.answers import (
-    ClientGone,
     HTTPError,
-    as_http_error,
     check_request,
     error_response,
     read_body,
+    settle,
     wait_result,
 )
 from ebatch.serve.codec import HEADER_LENGTH, decode_v2, encode_v2
@@ -66,7 +65,10 @@ def router(service: ModelService, metrics: ServeMetrics, streams: StreamRegistry
 
     @api.post("/models/{name}/infer")
     async def infer(name: str, request: Request) -> Response:
-        try:
+        decoded = None
+
+        async def run():
+            nonlocal decoded
             check_request(service, name)
             body = await read_body(request, service.config.max_request_bytes)
             decoded = decode_v2(body, request.headers.get(HEADER_LENGTH))
@@ -80,15 +82,13 @@ def router(service: ModelService, metrics: ServeMetrics, streams: StreamRegistry
                 result = await streams.append(stream_id, decoded.array, deadline_s)
                 if params.get("sequence_end", False):
                     streams.close(stream_id)
-            else:
-                future = service.engine.submit(decoded.array, deadline_s=deadline_s)
-                result = await wait_result(request, service, future)
-        except ClientGone:
-            metrics.answered("cancelled")
-            return Response(status_code=499)
-        except Exception as exc:
-            return error_response(as_http_error(exc), metrics)
-        metrics.answered("ok", result)
+                return result
+            future = service.engine.submit(decoded.array, deadline_s=deadline_s)
+            return await wait_result(request, service, future)
+
+        result = await settle(run(), metrics)
+        if isinstance(result, Response):
+            return result
         content, headers = encode_v2(service.name, result.output, decoded.request_id, decoded.binary_output,
                                      {"queue_s": result.queue_s, "compute_s": result.compute_s})
         return Response(content, headers=headers)

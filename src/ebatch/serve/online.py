@@ -90,7 +90,8 @@ class OnlineEngine:
         self._inbox: deque[tuple] = deque()  # (id, input, initial state, keep state): not yet given to the policy
         self._cancels: set[int] = set()
         self._requests: dict[int, _Request] = {}  # every request admitted and not yet answered
-        self._queued_cells = 0  # time-steps of admitted requests no step has held yet
+        self._queued: dict[int, _Request] = {}  # those of them no step has held yet
+        self._queued_cells = 0  # their time-steps
         self._next_id = 0
         self._closing = False
         self._closed = False
@@ -137,7 +138,7 @@ class OnlineEngine:
             request = self._next_id
             self._next_id += 1
             deadline = math.inf if deadline_s is None else now + deadline_s
-            self._requests[request] = _Request(future, length, now, deadline, keep_state)
+            self._requests[request] = self._queued[request] = _Request(future, length, now, deadline, keep_state)
             self._queued_cells += length
             self._inbox.append((request, array, initial_state, keep_state))
             future.request_id = request
@@ -174,7 +175,7 @@ class OnlineEngine:
     @property
     def queued_requests(self) -> int:
         with self._lock:
-            return sum(1 for r in self._requests.values() if math.isnan(r.started_s))
+            return len(self._queued)
 
     @property
     def queued_cells(self) -> int:
@@ -197,7 +198,7 @@ class OnlineEngine:
     def _refusal(self, length: int, deadline_s: float | None = None) -> Rejected | None:
         if self._closing:
             return Rejected("engine: closed; not admitting new requests", reason="closed")
-        queued = sum(1 for r in self._requests.values() if math.isnan(r.started_s))
+        queued = len(self._queued)
         if self.max_queued_requests is not None and queued >= self.max_queued_requests:
             return Rejected(f"queue: {queued} requests queued (max_queued_requests)", self._retry_after_s())
         if self.max_queued_cells is not None and self._queued_cells + length > self.max_queued_cells:
@@ -240,7 +241,8 @@ class OnlineEngine:
         step = self.policy.next_step(now)
         if step is None:
             wake = self.policy.wake_time_s()
-            deadlines = [r.deadline_s for r in self._requests.values() if math.isnan(r.started_s)]
+            with self._lock:
+                deadlines = [r.deadline_s for r in self._queued.values()]
             return min([math.inf] + ([wake] if wake is not None else []) + deadlines)
         begin = self.clock()
         try:
@@ -260,8 +262,8 @@ class OnlineEngine:
                 step.useful_cells * self._timesteps_per_step)
             self._rate_s = (1 - RATE_DECAY) * self._rate_s + RATE_DECAY * (end - begin)
             for request in set(step.seg_request.tolist()):
-                state = self._requests.get(request)
-                if state is not None and math.isnan(state.started_s):
+                state = self._queued.pop(request, None)
+                if state is not None:
                     state.started_s = begin
                     self._queued_cells -= state.length
             answers = [(self._requests.pop(r), r) for r in done.tolist()]
@@ -274,7 +276,7 @@ class OnlineEngine:
 
     def _expired(self, now: float) -> set[int]:
         with self._lock:
-            return {r for r, s in self._requests.items() if math.isnan(s.started_s) and s.deadline_s <= now}
+            return {r for r, s in self._queued.items() if s.deadline_s <= now}
 
     def _drop(self, ids: set[int], error: Exception) -> None:
         if not ids:
@@ -287,8 +289,9 @@ class OnlineEngine:
     def _answer(self, ids: set[int], error: Exception) -> None:
         with self._lock:
             states = [self._requests.pop(r) for r in ids if r in self._requests]
-            for state in states:
-                if math.isnan(state.started_s):
+            for request in ids:
+                state = self._queued.pop(request, None)
+                if state is not None:
                     self._queued_cells -= state.length
         for state in states:
             state.future.set_exception(error)
