@@ -33,7 +33,7 @@ from ebatch.runtime.frames import (
     TorchFrames,
     check_position_wise,
 )
-from ebatch.runtime.weights import CellWeights, RNNWeights
+from ebatch.runtime.weights import CellWeights, RNNWeights, check_runtime_model
 
 __all__ = ["LayerWeights", "ModelStages", "frame_stage_from_torch"]
 
@@ -152,7 +152,12 @@ class ModelStages:
     @classmethod
     def random(cls, model: RNNModel, seed: int = 0) -> ModelStages:
         """Random weights (PyTorch's init) for any zoo model: one RNN per layer, :class:`SumDirections` after
-        bidirectional layers of a ``merge='sum'`` model; ``staged_inputs`` layers get a random Linear."""
+        bidirectional layers of a ``merge='sum'`` model; ``staged_inputs`` layers get a random Linear. A stack
+        ``torch.nn.LSTM``/``GRU`` can express gets the same weights as :meth:`RNNWeights.random`."""
+        try:
+            return cls.of(RNNWeights.random(check_runtime_model(model), seed=seed))
+        except ValueError:
+            pass  # mixed sizes, cells or directions, summed directions: one RNN per layer
         rnns, frames = [], [None]
         for i, layer in enumerate(model.layers):
             rnns.append(RNNWeights.random(RNNModel(f"{model.name}.{i}", (layer,)), seed=seed + 7919 * i))

@@ -21,7 +21,7 @@ from ebatch import policies
 from ebatch.model import ZOO, get_model, model_names
 from ebatch.runtime.engine import make_executor
 from ebatch.runtime.stages import ModelStages
-from ebatch.runtime.weights import RNNWeights, check_runtime_model
+from ebatch.runtime.weights import RNNWeights
 from ebatch.serve.online import OnlineEngine
 
 __all__ = ["ServeConfig", "ModelService", "load_weights"]
@@ -86,11 +86,7 @@ def load_weights(model: str, cell: str | None = None, seed: int = 0) -> ModelSta
     if model not in ZOO:
         raise ValueError(f"model: {model!r} is neither a file nor a zoo model; give a .safetensors or .onnx file "
                          f"or one of {', '.join(model_names())}")
-    shapes = get_model(model)
-    try:  # a plain LSTM/GRU stack: the same weights as RNNWeights.random everywhere else (Engine, bench)
-        return ModelStages.of(RNNWeights.random(check_runtime_model(shapes), seed=seed))
-    except ValueError:  # mixed stacks, summed directions: a whole model
-        return ModelStages.random(shapes, seed=seed)
+    return ModelStages.random(get_model(model), seed=seed)
 
 
 def build_policy(config: ServeConfig) -> policies.Policy:
