@@ -35,6 +35,11 @@ _SEGMENT_FIELDS = ("seg_row", "seg_col", "seg_request", "seg_start", "seg_length
 _INT64, _BOOL = np.dtype(np.int64), np.dtype(bool)
 
 
+def _least(values: np.ndarray):
+    """``values.min()`` of a non-empty array, through argmin (several times faster on small arrays)."""
+    return values[values.argmin()]
+
+
 def _readonly(values, dtype: np.dtype) -> np.ndarray:
     """A flat, contiguous, read-only array of ``dtype``: ``values`` itself when it already is one, else a copy."""
     if type(values) is np.ndarray and values.dtype == dtype and values.ndim == 1:
@@ -45,8 +50,26 @@ def _readonly(values, dtype: np.dtype) -> np.ndarray:
         array = np.array(values, dtype=dtype)
         if array.ndim != 1:
             array = array.reshape(-1).copy()
-    array.flags.writeable = False
+    array.setflags(write=False)
     return array
+
+
+class _Shared:
+    """Read-only ``0, 1, ..., k - 1`` and ``k`` zeros, as views of one array grown on demand (steps share them)."""
+
+    def __init__(self) -> None:
+        self.counting = self.zeros = np.zeros(0, dtype=np.int64)
+
+    def get(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k > self.counting.size:
+            size = max(k, 2 * self.counting.size, 64)
+            self.counting, self.zeros = np.arange(size), np.zeros(size, dtype=np.int64)
+            self.counting.setflags(write=False)
+            self.zeros.setflags(write=False)
+        return self.counting[:k], self.zeros[:k]
+
+
+_SHARED = _Shared()
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,15 +114,48 @@ class BatchStep:
         if n == 0 or self.width < 1:
             raise ValueError("BatchStep: a step needs at least one segment and width >= 1")
         outside = "BatchStep: a segment falls outside the slots x width grid"
-        if row.max() >= self.slots or col.min() < 0 or length.min() < 1 or (col + length).max() > self.width:
-            raise ValueError(outside)
-        try:  # rows per slot; a negative row is the one error left, and bincount refuses it
+        try:  # segments per row (as many entries as the highest row + 1); bincount refuses a negative row
             per_row = np.bincount(row)
         except ValueError:
             raise ValueError(outside) from None
+        end = col + length
+        if per_row.size > self.slots or _least(col) < 0 or _least(length) < 1 or end[end.argmax()] > self.width:
+            raise ValueError(outside)
         # sizes every backend and log asks for, computed once
         setattr_(self, "_occupied_rows", int(np.count_nonzero(per_row)))
         setattr_(self, "_useful_cells", int(length.sum()))
+
+    @classmethod
+    def one_per_row(cls, layer: int, direction: int, width: int, slots: int, requests, starts, resets,
+                    fused: bool = False, notify: bool = False) -> BatchStep:
+        """The step whose segment ``i`` fills row ``i`` over all ``width`` columns (cellular batching's shape:
+        ``seg_row = 0..k-1``, ``seg_col = 0``, ``seg_length = width``). The same object the constructor would
+        build, without the general layout checks that this shape passes by construction.
+
+        Raises ``ValueError`` for a bad direction, width < 1, no segments, more segments than slots, or
+        arrays of different lengths.
+        """
+        request, start, reset = _readonly(requests, _INT64), _readonly(starts, _INT64), _readonly(resets, _BOOL)
+        k = request.size
+        if not k == start.size == reset.size:
+            raise ValueError("BatchStep: segment arrays must all have the same length")
+        if direction not in (0, 1):
+            raise ValueError(f"BatchStep direction: must be 0 (forward) or 1 (backward), got {direction}")
+        if k == 0 or width < 1:
+            raise ValueError("BatchStep: a step needs at least one segment and width >= 1")
+        if k > slots:
+            raise ValueError("BatchStep: a segment falls outside the slots x width grid")
+        row, col = _SHARED.get(k)
+        length = np.empty(k, dtype=np.int64)
+        length.fill(width)
+        length.setflags(write=False)
+        step = object.__new__(cls)
+        vars(step).update(  # every field, as __init__ would set them (frozen: no __setattr__)
+            layer=layer, direction=direction, width=width, slots=slots, seg_row=row, seg_col=col,
+            seg_request=request, seg_start=start, seg_length=length, seg_reset=reset, fused=fused, notify=notify,
+            _occupied_rows=k, _useful_cells=k * width,
+        )
+        return step
 
     # ---- sizes ---------------------------------------------------------------------------------------
 
