@@ -54,21 +54,48 @@ def _readonly(values, dtype: np.dtype) -> np.ndarray:
     return array
 
 
+def _taken(values, dtype: np.dtype) -> np.ndarray:
+    """``values`` itself, made read-only, when it is a flat contiguous array of ``dtype`` that owns its data
+    (so no other array can change it); else what :func:`_readonly` gives."""
+    if (type(values) is np.ndarray and values.base is None and values.dtype == dtype and values.ndim == 1
+            and values.flags.c_contiguous):
+        values.setflags(write=False)
+        return values
+    return _readonly(values, dtype)
+
+
 class _Shared:
-    """Read-only ``0, 1, ..., k - 1`` and ``k`` zeros, as views of one array grown on demand (steps share them)."""
+    """Read-only arrays that steps share: ``0, 1, ..., k - 1`` and ``k`` zeros (views of one array grown on
+    demand), and ``k`` copies of a width (the last :data:`_FILLED_ENTRIES` asked for)."""
 
     def __init__(self) -> None:
         self.counting = self.zeros = np.zeros(0, dtype=np.int64)
+        self.views: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # by k (at most one per size up to the arrays')
+        self.widths: dict[tuple[int, int], np.ndarray] = {}
 
     def get(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if k > self.counting.size:
-            size = max(k, 2 * self.counting.size, 64)
-            self.counting, self.zeros = np.arange(size), np.zeros(size, dtype=np.int64)
-            self.counting.setflags(write=False)
-            self.zeros.setflags(write=False)
-        return self.counting[:k], self.zeros[:k]
+        views = self.views.get(k)
+        if views is None:
+            if k > self.counting.size:
+                size = max(k, 2 * self.counting.size, 64)
+                self.counting, self.zeros = np.arange(size), np.zeros(size, dtype=np.int64)
+                self.counting.setflags(write=False)
+                self.zeros.setflags(write=False)
+                self.views.clear()
+            views = self.views[k] = (self.counting[:k], self.zeros[:k])
+        return views
+
+    def filled(self, k: int, width: int) -> np.ndarray:
+        array = self.widths.get((k, width))
+        if array is None:
+            if len(self.widths) >= _FILLED_ENTRIES:
+                self.widths.clear()
+            array = self.widths[k, width] = np.full(k, width, dtype=np.int64)
+            array.setflags(write=False)
+        return array
 
 
+_FILLED_ENTRIES = 4096
 _SHARED = _Shared()
 
 
@@ -130,12 +157,14 @@ class BatchStep:
                     fused: bool = False, notify: bool = False) -> BatchStep:
         """The step whose segment ``i`` fills row ``i`` over all ``width`` columns (cellular batching's shape:
         ``seg_row = 0..k-1``, ``seg_col = 0``, ``seg_length = width``). The same object the constructor would
-        build, without the general layout checks that this shape passes by construction.
+        build, without the general layout checks that this shape passes by construction. It takes over
+        ``requests``, ``starts`` and ``resets`` when they are arrays of its dtypes that own their data (it
+        makes them read-only instead of copying them).
 
         Raises ``ValueError`` for a bad direction, width < 1, no segments, more segments than slots, or
         arrays of different lengths.
         """
-        request, start, reset = _readonly(requests, _INT64), _readonly(starts, _INT64), _readonly(resets, _BOOL)
+        request, start, reset = _taken(requests, _INT64), _taken(starts, _INT64), _taken(resets, _BOOL)
         k = request.size
         if not k == start.size == reset.size:
             raise ValueError("BatchStep: segment arrays must all have the same length")
@@ -146,9 +175,7 @@ class BatchStep:
         if k > slots:
             raise ValueError("BatchStep: a segment falls outside the slots x width grid")
         row, col = _SHARED.get(k)
-        length = np.empty(k, dtype=np.int64)
-        length.fill(width)
-        length.setflags(write=False)
+        length = _SHARED.filled(k, width)
         step = object.__new__(cls)
         vars(step).update(  # every field, as __init__ would set them (frozen: no __setattr__)
             layer=layer, direction=direction, width=width, slots=slots, seg_row=row, seg_col=col,

@@ -219,7 +219,10 @@ class AcceleratorModel:
     def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
         layer, rows = step.layer, step.occupied_rows
         resident = self._touch((layer, step.direction), self._direction_bytes[layer], commit)
-        first = self._memo_invocation(layer, rows, step.width if step.fused else 1, resident)
+        columns = step.width if step.fused else 1
+        first = self._invocations.get((layer, rows, columns, resident))
+        if first is None:
+            first = self._memo_invocation(layer, rows, columns, resident)
         waiting_dram = self.waiting.step(layer, step.useful_cells, first.working_set_bytes, commit)
         if step.fused or step.width == 1:
             return self._finish(first, waiting_dram)
@@ -280,14 +283,14 @@ class AcceleratorModel:
         peak_macs = time_s * spec.clock_hz * spec.array_rows * spec.array_cols
         energy_j = 0 + dram_j + inv.sram_j + inv.mac_j + static_j  # the order sum() over ENERGY_KEYS adds in
         if later is None:
-            return StepCost(time_s=time_s, energy_j=energy_j, breakdown={
+            return StepCost(time_s, energy_j, {  # (time_s, energy_j, breakdown)
                 "dram_j": dram_j, "sram_j": inv.sram_j, "mac_j": inv.mac_j, "static_j": static_j,
                 "input_gemm_s": inv.compute_s, "recurrence_s": inv.recurrence_s, "dram_s": dram_s,
                 "dram_weight_bytes": inv.dram_weight_bytes, "dram_spill_bytes": spill, "macs": inv.macs,
                 "peak_macs": peak_macs,
             })
         m = later.breakdown
-        return StepCost(time_s=time_s + rest * later.time_s, energy_j=energy_j + rest * later.energy_j, breakdown={
+        return StepCost(time_s + rest * later.time_s, energy_j + rest * later.energy_j, {
             "dram_j": dram_j + rest * m["dram_j"], "sram_j": inv.sram_j + rest * m["sram_j"],
             "mac_j": inv.mac_j + rest * m["mac_j"], "static_j": static_j + rest * m["static_j"],
             "input_gemm_s": inv.compute_s + rest * m["input_gemm_s"],

@@ -94,16 +94,17 @@ class Cellular(Policy):
             self._counts[t] -= n
         self._ready[:, ids] = False
 
-    def _views(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-        """``(lo, ready, progress, lengths)``: the live requests' columns as views indexed by ``id - lo``.
+    def _views(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(lo, ready, progress, lengths, ids)``: the live requests' columns as views indexed by ``id - lo``
+        (``ids`` holds the ids themselves: a gather is cheaper than adding ``lo``).
 
         Made again only when requests arrived or retired, the only events that grow or move the columns.
         """
         key = (self.live_from, self.lengths.size)
         if key != self._views_key:
-            lo = self.live_from
+            lo, size = key
             self._views_key = key
-            self._view = (lo, self._ready.view(lo), self._progress.view(lo), self.lengths.view(lo))
+            self._view = (lo, self._ready.view(lo), self._progress.view(lo), self.lengths.view(lo), np.arange(lo, size))
         return self._view
 
     def next_step(self, now_s: float) -> BatchStep | None:
@@ -111,15 +112,19 @@ class Cellular(Policy):
         best = max(counts)
         if best == 0:
             return None
-        lo, ready, progress, all_lengths = self._views()
-        if self.priority == "oldest" or counts.count(best) > 1:
+        lo, ready, progress, all_lengths, all_ids = self._views()
+        if self.priority == "oldest":  # the type holding the oldest ready request; ties: most ready, lower type
             firsts = ready.argmax(axis=1).tolist()  # the oldest ready request of each type that has one
-            if self.priority == "oldest":  # the type holding the oldest ready request; ties: most ready, lower type
-                c = min((firsts[t], -n, t) for t, n in enumerate(counts) if n)[2]
-            else:  # most ready cells; ties: the type holding the oldest ready request, then the lower type
-                c = min((firsts[t], t) for t, n in enumerate(counts) if n == best)[1]
-        else:
+            c = min((firsts[t], -n, t) for t, n in enumerate(counts) if n)[2]
+        else:  # most ready cells; ties: the type holding the oldest ready request, then the lower type
             c = counts.index(best)
+            ties = counts.count(best)
+            if ties == 2:  # the common tie (both directions of a layer): two rows to look at
+                d = counts.index(best, c + 1)
+                c = d if ready[d].argmax() < ready[c].argmax() else c
+            elif ties > 2:
+                firsts = ready.argmax(axis=1).tolist()
+                c = min((firsts[t], t) for t, n in enumerate(counts) if n == best)[1]
         j = ready[c].nonzero()[0][: self.batch_size]  # columns of the B oldest ready requests of type c
         lengths = all_lengths[j]
         positions = progress[c][j]
@@ -144,7 +149,7 @@ class Cellular(Policy):
             direction=int(backward),
             width=run,
             slots=self.batch_size,
-            requests=j + lo,
+            requests=all_ids[j],
             starts=lengths + ~positions if backward else positions,  # ~p == -p - 1
             resets=np.logical_not(positions),
         )
@@ -156,25 +161,24 @@ class Cellular(Policy):
         ids = step.seg_request
         if ids.size != j.size:
             raise RuntimeError("cellular: on_step_done got a step other than the one next_step returned")
-        now_lo, ready, progress, _ = self._views()
+        now_lo, ready, progress, _, _ = self._views()
         if now_lo != lo:  # requests retired in between (a cancel): the views start elsewhere now
             j = ids - now_lo
         progress_c = positions + step.width
         progress[c][j] = progress_c
-        # readiness changes only for type c and the types of the layer above; the rest is as it was. Every
-        # request of the step was ready, so its input limit is its length if type c is bidirectional.
-        ready_c = progress_c < limit
-        still = int(np.count_nonzero(ready_c))
-        self._counts[c] += still - ids.size
-        ready[c][j] = ready_c
+        # readiness changes only for type c and the types of the layer above; the rest is as it was
+        stopped = progress_c >= limit  # out of ready cells of type c (all of them were ready)
+        ready[c][j] = ~stopped
+        out = stopped.nonzero()[0]
+        self._counts[c] -= out.size
         if self._bi_under_bi[c]:
-            if still < ids.size:
-                self._layer_complete(c, ready, progress, j, lengths, progress_c == lengths)
+            if out.size:  # a bidirectional type's input limit is the length: these ended type c
+                self._layer_complete(c, ready, progress, j[out], lengths[out])
             return _NONE
         if self._above[c]:
             self._update_above(c, ready, progress, j, lengths, progress_c)
             return _NONE
-        if still == ids.size:  # none ran out of ready cells, so none ended type c
+        if not out.size:  # none ran out of ready cells, so none ended type c
             return _NONE
         # a request is complete once its last layer is: no cell of it is computed before the layer below
         # has produced its input, so the lower layers are complete by then
@@ -185,13 +189,12 @@ class Cellular(Policy):
             finished = finished[progress[other][finished] == lengths[ended]]
         return finished + now_lo
 
-    def _layer_complete(self, c: int, ready: np.ndarray, progress: np.ndarray, j: np.ndarray, lengths: np.ndarray,
-                        ended: np.ndarray) -> None:
-        """Type ``c`` (bidirectional, under a bidirectional layer) ended for the ``ended`` ones of columns
-        ``j``: those whose other direction is complete too are now ready in both directions of the layer
-        above, where they have not started."""
-        complete = j[ended]
-        complete = complete[progress[self._other[c]][complete] == lengths[ended]]
+    def _layer_complete(self, c: int, ready: np.ndarray, progress: np.ndarray, ended: np.ndarray,
+                        lengths: np.ndarray) -> None:
+        """Type ``c`` (bidirectional, under a bidirectional layer) ended for the requests at columns ``ended``
+        (of these ``lengths``): those whose other direction is complete too are now ready in both directions
+        of the layer above, where they have not started."""
+        complete = ended[progress[self._other[c]][ended] == lengths]
         if complete.size:
             for t in self._above[c]:
                 ready[t][complete] = True
