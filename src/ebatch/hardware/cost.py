@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ebatch.hardware.preset import HardwareSpec, load_preset
 from ebatch.model import RNNModel, get_model
@@ -152,8 +153,7 @@ class WaitingOutputs:
         return dram
 
 
-@dataclass(frozen=True)
-class _Invocation:
+class _Invocation(NamedTuple):
     """The parts of one invocation's cost that do not depend on the DRAM bytes moved for waiting outputs.
 
     Every field is computed once with the very operations :meth:`AcceleratorModel._finish` would otherwise
@@ -196,13 +196,16 @@ class AcceleratorModel:
     def reset(self) -> None:
         self._buffer: OrderedDict[tuple[int, int], float] = OrderedDict()
         self._invocations: dict[tuple[int, int, int, bool], _Invocation] = {}
-        self._later: dict[tuple[int, int], StepCost] = {}  # one later invocation of a run, per (layer, rows)
+        # one later invocation of a run, per (layer, rows): (time_s, energy_j, *breakdown values)
+        self._later: dict[tuple[int, int], tuple[float, ...]] = {}
         spec, model = self.spec, self.model
         bpw = spec.bytes_per_weight
         #: per layer: (W_ih bytes, W_hh bytes) of one direction
         self._weight_bytes = [(x.input_params * bpw, x.recurrent_params * bpw) for x in model.layers]
         self._direction_bytes = [i + r for i, r in self._weight_bytes]
         self.waiting = WaitingOutputs(model, spec.bytes_per_activation, spec.activation_buffer_bytes)
+        self._constants = (spec.dram_bandwidth_bytes_per_s, spec.invocation_overhead_s, spec.dram_energy_j_per_byte,
+                           spec.static_power_w, spec.clock_hz, spec.array_rows, spec.array_cols)
 
     def _touch(self, key: tuple[int, int], size: float, commit: bool) -> bool:
         """Whether ``key`` is resident; on commit, load it (evicting least recently used) if it fits."""
@@ -231,7 +234,8 @@ class AcceleratorModel:
         if later is None:
             if len(self._later) >= MEMO_ENTRIES:
                 self._later.clear()
-            later = self._later[layer, rows] = self._finish(self._memo_invocation(layer, rows, 1, True), 0.0)
+            one = self._finish(self._memo_invocation(layer, rows, 1, True), 0.0)
+            later = self._later[layer, rows] = (one.time_s, one.energy_j, *one.breakdown.values())
         return self._finish(first, waiting_dram, step.width - 1, later)
 
     def _memo_invocation(self, layer: int, rows: int, columns: int, resident: bool) -> _Invocation:
@@ -270,33 +274,32 @@ class AcceleratorModel:
         )
 
     def _finish(self, inv: _Invocation, waiting_dram_bytes: float, rest: int = 0,
-                later: StepCost | None = None) -> StepCost:
+                later: tuple[float, ...] | None = None) -> StepCost:
         """One invocation's time, energy and breakdown, with the DRAM bytes it moves for waiting outputs;
         plus, entry by entry, ``rest`` times ``later`` (each of a run's later invocations) when given."""
-        spec = self.spec
-        spill = inv.own_spill_bytes + waiting_dram_bytes
-        dram_bytes = inv.dram_weight_bytes + spill
-        dram_s = dram_bytes / spec.dram_bandwidth_bytes_per_s
-        time_s = max(inv.busy_s, dram_s) + spec.invocation_overhead_s
-        dram_j = dram_bytes * spec.dram_energy_j_per_byte
-        static_j = spec.static_power_w * time_s
-        peak_macs = time_s * spec.clock_hz * spec.array_rows * spec.array_cols
-        energy_j = 0 + dram_j + inv.sram_j + inv.mac_j + static_j  # the order sum() over ENERGY_KEYS adds in
+        compute_s, recurrence_s, busy_s, dram_weight_bytes, own_spill_bytes, sram_j, mac_j, macs, _ = inv
+        bandwidth, overhead_s, dram_energy, static_power_w, clock_hz, array_rows, array_cols = self._constants
+        spill = own_spill_bytes + waiting_dram_bytes
+        dram_bytes = dram_weight_bytes + spill
+        dram_s = dram_bytes / bandwidth
+        time_s = max(busy_s, dram_s) + overhead_s
+        dram_j = dram_bytes * dram_energy
+        static_j = static_power_w * time_s
+        peak_macs = time_s * clock_hz * array_rows * array_cols
+        energy_j = 0 + dram_j + sram_j + mac_j + static_j  # the order sum() over ENERGY_KEYS adds in
         if later is None:
             return StepCost(time_s, energy_j, {  # (time_s, energy_j, breakdown)
-                "dram_j": dram_j, "sram_j": inv.sram_j, "mac_j": inv.mac_j, "static_j": static_j,
-                "input_gemm_s": inv.compute_s, "recurrence_s": inv.recurrence_s, "dram_s": dram_s,
-                "dram_weight_bytes": inv.dram_weight_bytes, "dram_spill_bytes": spill, "macs": inv.macs,
+                "dram_j": dram_j, "sram_j": sram_j, "mac_j": mac_j, "static_j": static_j,
+                "input_gemm_s": compute_s, "recurrence_s": recurrence_s, "dram_s": dram_s,
+                "dram_weight_bytes": dram_weight_bytes, "dram_spill_bytes": spill, "macs": macs,
                 "peak_macs": peak_macs,
             })
-        m = later.breakdown
-        return StepCost(time_s + rest * later.time_s, energy_j + rest * later.energy_j, {
-            "dram_j": dram_j + rest * m["dram_j"], "sram_j": inv.sram_j + rest * m["sram_j"],
-            "mac_j": inv.mac_j + rest * m["mac_j"], "static_j": static_j + rest * m["static_j"],
-            "input_gemm_s": inv.compute_s + rest * m["input_gemm_s"],
-            "recurrence_s": inv.recurrence_s + rest * m["recurrence_s"],
-            "dram_s": dram_s + rest * m["dram_s"],
-            "dram_weight_bytes": inv.dram_weight_bytes + rest * m["dram_weight_bytes"],
-            "dram_spill_bytes": spill + rest * m["dram_spill_bytes"], "macs": inv.macs + rest * m["macs"],
-            "peak_macs": peak_macs + rest * m["peak_macs"],
+        (later_s, later_j, dram_j_, sram_j_, mac_j_, static_j_, compute_s_, recurrence_s_, dram_s_, dram_weight_,
+         spill_, macs_, peak_macs_) = later
+        return StepCost(time_s + rest * later_s, energy_j + rest * later_j, {
+            "dram_j": dram_j + rest * dram_j_, "sram_j": sram_j + rest * sram_j_, "mac_j": mac_j + rest * mac_j_,
+            "static_j": static_j + rest * static_j_, "input_gemm_s": compute_s + rest * compute_s_,
+            "recurrence_s": recurrence_s + rest * recurrence_s_, "dram_s": dram_s + rest * dram_s_,
+            "dram_weight_bytes": dram_weight_bytes + rest * dram_weight_, "dram_spill_bytes": spill + rest * spill_,
+            "macs": macs + rest * macs_, "peak_macs": peak_macs + rest * peak_macs_,
         })

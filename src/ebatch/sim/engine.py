@@ -94,7 +94,8 @@ class Simulator:
             self._dispatch()
 
     def run(self, until: float = math.inf) -> Simulator:
-        while self._heap and self.peek() <= until:
+        heap = self._heap
+        while heap and heap[0][0] <= until:  # peek(), inline: this loop runs once per event
             self.step()
         if until == math.inf and np.isnan(self.finish_s).any():
             missing = np.flatnonzero(np.isnan(self.finish_s))
