@@ -168,7 +168,10 @@ class RunConfig:
         overrides = tuple(sorted((str(k), _normal_override(spec, str(k), v))
                                  for k, v in dict(self.hardware_overrides).items()))
         _override(spec, overrides)  # values in range
-        built = policies.get(self.policy, **dict(self.policy_params))
+        try:
+            built = policies.get(self.policy, **dict(self.policy_params))
+        except ValueError as exc:
+            raise ValueError(str(exc) if str(exc).startswith("policy") else f"policy {self.policy}: {exc}") from None
         object.__setattr__(self, "hardware_overrides", overrides)
         object.__setattr__(self, "policy_params", tuple(built.params().items()))
 

@@ -94,8 +94,11 @@ class ResultStore:
         return done
 
     def declare(self, rows: Iterable[dict]) -> None:
-        """Fix the types of the columns these rows have, from every value they take (the whole sweep)."""
+        """Fix the types of the columns these rows have, from every value they take (the whole sweep);
+        raises ``ValueError`` when the stored runs cannot take them."""
         self.declared = {key: arrow_type(kinds) for key, kinds in _kinds(rows).items()}
+        if self.schema is not None:  # stored runs: settle the types now, before anything runs
+            self._settle(pa.schema([pa.field(key, kind) for key, kind in self.declared.items()]))
 
     def append(self, rows: list[dict]) -> Path | None:
         """Write ``rows`` as one new part file; returns its path (``None`` for no rows)."""
