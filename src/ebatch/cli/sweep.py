@@ -39,6 +39,8 @@ class _Progress:
         self.t0 = self.last = time.perf_counter()
 
     def __call__(self, done: int, total: int) -> None:
+        if total == 0:
+            return
         if self.console.is_terminal:
             if self.bar is None:
                 from rich import progress as bars
@@ -74,6 +76,9 @@ def _run(spec: Path, out: Path | None, workers: int | None, scheduler: str | Non
         report = run_sweep(spec, out, workers=workers, scheduler=scheduler, chunk_size=chunk_size, progress=progress)
     finally:
         progress.close()
+    if report.ran == 0:
+        typer.echo(f"sweep: all {report.planned} runs of the spec are already in {report.results}", err=True)
+        return
     where = f"the cluster at {scheduler}" if scheduler else \
         f"{workers} local workers" if workers > 1 else "this process (serially)"
     typer.echo(f"sweep: {report.planned} runs in the spec, {report.skipped} already in {report.results}, "

@@ -159,8 +159,10 @@ def _grid(value, spec_policies, hardware) -> list[tuple[str, tuple]]:
             takers = [(n, p) for n, p in spec_policies if key in policies.parameters(n)]
             if not takers:
                 names = ", ".join(dict.fromkeys(n for n, _ in spec_policies))
-                raise ValueError(f"grid.{key}: none of the policies ({names}) takes {key}; leave it out, add a "
-                                 f"policy that does, or write hardware.{key} for a hardware parameter")
+                hint = f" (for the preset parameter, write {HARDWARE_PREFIX}{key})" if any(
+                    key in hardware_fields(h) for h in hardware) else ""
+                raise ValueError(f"grid.{key}: none of the policies ({names}) takes {key}; leave it out or add a "
+                                 f"policy that does{hint}")
             if all(key in dict(p) for _, p in takers):
                 raise ValueError(f"grid.{key}: every policy that takes {key} fixes it in policies; "
                                  f"drop it there or here")
