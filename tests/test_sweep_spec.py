@@ -130,33 +130,30 @@ def test_workload_lists_are_axes_and_relative_paths_follow_the_spec(folder):
 
 
 def test_config_hash_follows_the_preset_contents_the_workload_file_and_the_version(folder, monkeypatch):
-    preset = folder / "chip.yaml"
-    preset.write_text(Path(ebatch.__file__).parent.joinpath("hardware", "presets", "epur.yaml").read_text())
+    epur_text = Path(ebatch.__file__).parent.joinpath("hardware", "presets", "epur.yaml").read_text()
+    (folder / "same.yaml").write_text(epur_text)
+    (folder / "faster.yaml").write_text(epur_text.replace("clock_hz: {value: 500.0e6", "clock_hz: {value: 600.0e6"))
     work = WorkloadConfig(str(folder / "lengths.csv"), requests=4)
-    config = RunConfig("tiny-lstm", str(preset), work, "ebatch", {"batch_size": 2})
-    epur = RunConfig("tiny-lstm", "epur", work, "ebatch", {"batch_size": 2})
-    assert config.config_hash == epur.config_hash  # the same contents, by name or by path
-    # an override that sets the preset's own value is the same simulation; another value is not
-    same = RunConfig("tiny-lstm", "epur", work, "ebatch", {"batch_size": 2}, {"weight_buffer_bytes": 4194304})
-    other = RunConfig("tiny-lstm", "epur", work, "ebatch", {"batch_size": 2}, {"weight_buffer_bytes": 4194305})
-    assert same.config_hash == epur.config_hash != other.config_hash
-    # parameters at their defaults, written or not, hash alike; a different one does not
-    assert RunConfig("tiny-lstm", "epur", work, "ebatch", {"batch_size": 2, "timesteps": 16}).config_hash == \
-        epur.config_hash != RunConfig("tiny-lstm", "epur", work, "ebatch", {"batch_size": 3}).config_hash
-    before = config.config_hash
-    preset.write_text(preset.read_text().replace("clock_hz: {value: 500.0e6", "clock_hz: {value: 600.0e6"))
-    from ebatch.sweep import config as config_module
 
-    config_module._preset.cache_clear()
-    assert RunConfig("tiny-lstm", str(preset), work, "ebatch", {"batch_size": 2}).config_hash != before
-    (folder / "lengths.csv").write_text("length\n5\n5\n5\n5\n")
-    config_module._file_digest.cache_clear()
-    config_module._load_workload.cache_clear()
-    changed = RunConfig("tiny-lstm", "epur", WorkloadConfig(str(folder / "lengths.csv"), requests=4), "ebatch",
-                        {"batch_size": 2})
-    assert changed.config_hash != epur.config_hash
+    def run(hardware="epur", workload=work, overrides=None, **params) -> RunConfig:
+        return RunConfig("tiny-lstm", hardware, workload, "ebatch", {"batch_size": 2, **params}, overrides or {})
+
+    base = run().config_hash
+    assert run(str(folder / "same.yaml")).config_hash == base  # the same contents, by name or by path
+    assert run(str(folder / "faster.yaml")).config_hash != base
+    # an override that sets the preset's own value is the same simulation; another value is not
+    assert run(overrides={"weight_buffer_bytes": 4194304}).config_hash == base
+    assert run(overrides={"weight_buffer_bytes": 4194305}).config_hash != base
+    # parameters at their defaults, written or not, hash alike; a different one does not
+    assert run(timesteps=16).config_hash == base != run(timesteps=8).config_hash
+    # a CSV counts by its name and contents, not its folder
+    for name, text in (("copy", "length\n3\n7\n2\n9\n4\n4\n1\n6\n"), ("other", "length\n5\n5\n5\n5\n")):
+        (folder / name).mkdir()
+        (folder / name / "lengths.csv").write_text(text)
+    assert run(workload=WorkloadConfig(str(folder / "copy" / "lengths.csv"), requests=4)).config_hash == base
+    assert run(workload=WorkloadConfig(str(folder / "other" / "lengths.csv"), requests=4)).config_hash != base
     monkeypatch.setattr(ebatch, "__version__", "99.0")
-    assert RunConfig("tiny-lstm", "epur", work, "ebatch", {"batch_size": 2}).config_hash != epur.config_hash
+    assert run().config_hash != base
 
 
 def test_parse_spec_takes_a_document(folder):

@@ -31,7 +31,7 @@ from ebatch.hardware import HardwareSpec
 from ebatch.hardware.host import HostSpec, cost_model, load_hardware
 from ebatch.model import get_model
 from ebatch.sim import simulate
-from ebatch.workload import Workload
+from ebatch.workload import DATASETS, Workload
 
 __all__ = ["RunConfig", "WorkloadConfig", "hardware_fields", "simulate_config"]
 
@@ -72,7 +72,7 @@ class WorkloadConfig:
         """What the workload's hash depends on: its fields, and a CSV file's contents rather than its path."""
         document = dataclasses.asdict(self)
         path = Path(self.dataset)
-        if self.dataset.endswith(".csv") or path.is_file():
+        if self.dataset not in DATASETS:  # a CSV file (it loaded, so it exists)
             document["dataset"] = {"csv": path.name, "sha256": _file_digest(str(path.resolve()))}
         return document
 
