@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from ebatch import policies
+from ebatch import policies, strict_yaml
 from ebatch.experiments.compare import parse_policies
 from ebatch.model import get_model
 from ebatch.sweep.config import WorkloadConfig, hardware_fields
@@ -61,23 +61,6 @@ class SweepSpec:
             return key in accepted and key not in fixed
 
         return [(key, values) for key, values in self.grid if applies(key)]
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that rejects a key given twice in one mapping."""
-
-
-def _unique_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise ValueError(f"{key}: given twice (line {key_node.start_mark.line + 1}); keep one")
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
 
 
 def _values(field: str, value, kind: type | tuple = str) -> tuple:
@@ -200,11 +183,11 @@ def load_spec(path: str | Path) -> SweepSpec:
     """Read and check a spec file; ``ValueError`` ``"<file>: <field>: ..."`` for a bad one."""
     path = Path(path)
     try:
-        document = yaml.load(path.read_text(), Loader=_StrictLoader)
+        document = strict_yaml.load(path.read_text())
     except OSError as exc:
         raise ValueError(f"spec: cannot read {str(path)!r} ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise ValueError(f"{path.name}: not valid YAML ({' '.join(str(exc).split())})") from None
-    except ValueError as exc:  # a duplicate key
-        raise ValueError(f"{path.name}: {exc}") from None
+    except strict_yaml.DuplicateKeyError as exc:
+        raise ValueError(f"{path.name}: {exc.key}: given twice (line {exc.line}); keep one") from None
     return parse_spec(document, path.name, path.parent)
