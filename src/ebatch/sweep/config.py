@@ -21,7 +21,7 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -34,8 +34,6 @@ from ebatch.sim import simulate
 from ebatch.workload import DATASETS, Workload
 
 __all__ = ["RunConfig", "WorkloadConfig", "hardware_fields", "simulate_config"]
-
-_INT_FIELDS = ("array_rows", "array_cols")
 
 
 @dataclass(frozen=True)
@@ -132,11 +130,12 @@ def _override(spec: HardwareSpec | HostSpec, overrides: tuple) -> HardwareSpec |
 
 
 def _normal_override(spec: HardwareSpec | HostSpec, name: str, value):
-    """``value`` checked and typed for the preset's field ``name`` (whole numbers, true/false, or floats)."""
+    """``value`` checked and typed as the preset's field ``name`` is declared (int, bool, else float)."""
     if name not in spec.parameter_names():
         raise ValueError(f"hardware.{name}: {spec.name} has no parameter {name}; "
                          f"choose one of {', '.join(spec.parameter_names())}")
-    kind = bool if name == "weights_double_buffered" else int if name in _INT_FIELDS else float
+    declared = {f.name: str(f.type) for f in dataclasses.fields(spec)}[name]  # "int", "bool" or "float"
+    kind = {"int": int, "bool": bool}.get(declared, float)
     _check_type(f"hardware.{name}", value, kind)
     return kind(value)
 
@@ -156,7 +155,7 @@ class RunConfig:
     workload: WorkloadConfig
     policy: str
     policy_params: Mapping | tuple = ()
-    hardware_overrides: Mapping | tuple = field(default=())
+    hardware_overrides: Mapping | tuple = ()
 
     def __post_init__(self) -> None:
         for name in ("model", "hardware", "policy"):
