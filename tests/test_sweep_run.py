@@ -60,7 +60,7 @@ def test_results_parquet_has_one_row_per_run_with_config_columns_and_every_summa
     assert set(table["config_hash"]) == set(configs)
     config_columns = ["model", "hardware", "hardware_weight_buffer_bytes", "dataset", "requests", "arrival",
                       "rate_rps", "seed", "policy", "param_batch_size", "param_timesteps", "param_max_wait_s",
-                      "config_hash", "ebatch_version"]
+                      "config_hash", "ebatch_version", "sim_wall_s", "sim_cpu_s"]
     assert set(config_columns) <= set(table.columns)
     assert (table["ebatch_version"] == ebatch.__version__).all()
     for _, row in table.iterrows():
