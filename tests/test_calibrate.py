@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ebatch.experiments.calibrate import StepTiming, calibrate, fit_host
+from ebatch.experiments.study.calibrate import StepTiming, calibrate, fit_host
 from ebatch.hardware.host import HostCostModel, HostSpec, host_preset_text, load_hardware, load_host_preset
 from ebatch.model import Layer, RNNModel
 from ebatch.step import BatchStep
@@ -40,7 +40,7 @@ def test_fit_recovers_known_coefficients():
 
 
 def test_calibrate_writes_a_strict_preset_that_compare_simulates(tmp_path):
-    from ebatch.experiments.compare import compare
+    from ebatch.experiments.study.compare import compare
 
     result = calibrate("lstm-2x512", backend="numpy", threads=None, repeats=1, rows=(1, 2), columns=(2, 4))
     assert all(getattr(result.spec, n) >= 0 for n in HostSpec.parameter_names())

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from ebatch.cli import main
-from ebatch.experiments import reproduce as rep
-from ebatch.experiments.reproduce import HEADLINE_KEYS, Network, ReproduceConfig, geomean, run_reproduce
-from ebatch.experiments.reproduce_report import write_outputs
+from ebatch.experiments.report.reproduce import write_outputs
+from ebatch.experiments.study import reproduce as rep
+from ebatch.experiments.study.reproduce import HEADLINE_KEYS, Network, ReproduceConfig, geomean, run_reproduce
 
 TINY = ReproduceConfig(
     networks=(Network("tiny-bilstm", "wmt21-en-de"), Network("tiny-lstm", "librispeech-test-clean", 20.0)),

@@ -52,7 +52,7 @@ def bench(
     """Benchmark the runtime: every policy vs torch.nn.LSTM/GRU padded and packed, offline and under load."""
     from ebatch.bench.runtime import BenchConfig, timed
     from ebatch.bench.runtime_report import markdown
-    from ebatch.experiments.report import write_section
+    from ebatch.experiments.report.sections import write_section
 
     if fmt not in ("table", "json"):
         raise ValueError(f"format: unknown format {fmt!r}; choose table or json")

@@ -25,7 +25,7 @@ def calibrate(
     power_w: Annotated[float, typer.Option("--power-w", help="Assumed power for the energy *estimate*.")] = 15.0,
 ) -> None:
     """Time the executor, fit step/column/flop costs and write a hardware preset (kind: host)."""
-    from ebatch.experiments.calibrate import calibrate as run
+    from ebatch.experiments.study.calibrate import calibrate as run
     from ebatch.hardware.host import HostSpec, host_preset_text
 
     result = run(model, backend, threads or None, repeats, power_w)

@@ -2,7 +2,7 @@
 
 Both print a rich table (``--format table``), a JSON list of summaries (``json``) or CSV rows (``csv``) on
 stdout; progress and notes go to stderr, so ``--format json`` output stays parseable. ``--out DIR`` also
-writes CSVs, JSON and a bar chart (:func:`ebatch.experiments.compare.write_comparison`). Bad input raises
+writes CSVs, JSON and a bar chart (:func:`ebatch.experiments.study.compare.write_comparison`). Bad input raises
 ``ValueError`` naming the field, which :func:`ebatch.cli.main` prints as one line with exit code 2.
 """
 
@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ebatch.experiments.compare import (
+from ebatch.experiments.study.compare import (
     RATIO_KEYS,
     apply_defaults,
     compare,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from ebatch.experiments.report import write_section
+from ebatch.experiments.report.sections import write_section
 
 __all__ = ["register"]
 
@@ -58,8 +58,8 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from ebatch.experiments.reproduce import ReproduceConfig, run_reproduce
-        from ebatch.experiments.reproduce_report import headline_rows, table_rows, write_outputs
+        from ebatch.experiments.report.reproduce import headline_rows, table_rows, write_outputs
+        from ebatch.experiments.study.reproduce import ReproduceConfig, run_reproduce
 
         started = time.perf_counter()
         options = [

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from ebatch.experiments.tune import tune as run_tune
+        from ebatch.experiments.study.tune import tune as run_tune
 
         result = run_tune(
             model, hardware, workload, requests=requests, rate_rps=rate,

@@ -261,7 +261,7 @@ def write_comparison(results: list[SimulationResult], out_dir: str | Path, title
 
     Raises ``ValueError`` when ``out_dir`` cannot be created or written.
     """
-    from ebatch.experiments.plots import comparison_chart
+    from ebatch.experiments.report.plots import comparison_chart
 
     out = Path(out_dir)
     rows = comparison_rows(results)

@@ -6,8 +6,8 @@ chosen by it, so the text stays true when the model or the presets change. ``dis
 
 from __future__ import annotations
 
-from ebatch.experiments.reproduce import geomean
-from ebatch.experiments.reproduce_text import _x
+from ebatch.experiments.report.reproduce_text import _x
+from ebatch.experiments.study.reproduce import geomean
 
 __all__ = ["discussion"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ebatch.experiments.reproduce_plots import POLICY_ORDER
+from ebatch.experiments.report.reproduce_plots import POLICY_ORDER
 
 __all__ = ["report"]
 
@@ -56,8 +56,8 @@ def _setup(result: dict) -> str:
         "whose offline throughput is below the offered load is overloaded (marked *): its p99 grows with "
         "the number of requests. Latency versus load at "
         f"{curve} x S (Poisson).",
-        f"- **T tuning**: `ebatch.experiments.tune.tune` sweeps T = 1, 2, 4, ... up to the longest request at B = "
-        f"{cfg['batch_size']} under the Poisson load above and picks the objective `{cfg['tune_objective']}` "
+        "- **T tuning**: `ebatch.experiments.study.tune.tune` sweeps T = 1, 2, 4, ... up to the longest request at "
+        f"B = {cfg['batch_size']} under the Poisson load above and picks the objective `{cfg['tune_objective']}` "
         "(energy per request x p99 latency; ties to the smaller T).",
         "- Same request lengths (seed "
         f"{cfg['seed']}) for every policy of a network; figures in `DIR/` (`normalised.png`, "
@@ -193,7 +193,7 @@ def _assumptions(result: dict) -> str:
 
 
 def report(result: dict) -> str:
-    from ebatch.experiments.reproduce_discussion import discussion
+    from ebatch.experiments.report.reproduce_discussion import discussion
 
     timing = result.get("timing", {})
     return "\n\n".join(s for s in [

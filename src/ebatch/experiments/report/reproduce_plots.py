@@ -1,6 +1,6 @@
 """Figures of ``ebatch reproduce`` and ``ebatch tune`` (PNG, matplotlib's Agg backend, no display needed).
 
-Each function takes the JSON-ready result (or a :class:`~ebatch.experiments.tune.TuneResult`), writes one
+Each function takes the JSON-ready result (or a :class:`~ebatch.experiments.study.tune.TuneResult`), writes one
 PNG and returns its path.
 """
 

@@ -7,7 +7,7 @@ stream):
   ``azure-conv`` trace thinned to that many requests (every k-th arrival, so the trace's rise and fall
   over its hour is kept) and time-scaled to a mean rate of ``load_fraction x S``, S being the best
   offline throughput of the baselines (padding, sorted padding, cellular) on the same requests;
-- E-BATCH with every T of :func:`~ebatch.experiments.tune.timestep_grid`; the p99 SLO is
+- E-BATCH with every T of :func:`~ebatch.experiments.study.tune.timestep_grid`; the p99 SLO is
   ``auto_slo_factor`` x the lowest p99 any fixed T reaches (so the SLO is reachable and leaves slack);
 - the best fixed T = the lowest energy per request among the fixed T that meet the SLO;
 - ``timesteps="auto"`` with that SLO: does it meet it, and with what energy per request?
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ebatch.experiments.tune import timestep_grid
+from ebatch.experiments.study.tune import timestep_grid
 from ebatch.sim import simulate
 from ebatch.workload import Workload, trace_arrivals
 
@@ -41,7 +41,7 @@ def thinned_trace(name: str, n: int, rate_rps: float) -> np.ndarray:
 
 
 def _case(net, preset: str, config, keep_trajectory: bool) -> dict:
-    from ebatch.experiments.reproduce import policy_specs
+    from ebatch.experiments.study.reproduce import policy_specs
 
     b = config.batch_size
     offline = Workload.from_dataset(net.dataset, n=config.auto_requests, seed=config.seed,

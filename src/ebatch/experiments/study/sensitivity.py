@@ -44,7 +44,7 @@ def variants(preset: str, request_counts=()):
 
 def run_sensitivity(cases: list[dict], config, timer) -> list[dict]:
     """One row per (preset, parameter, value): geometric means over networks of E-BATCH's ratios."""
-    from ebatch.experiments.reproduce import _ratio, _workload, geomean, policy_specs
+    from ebatch.experiments.study.reproduce import _ratio, _workload, geomean, policy_specs
 
     base_config = replace(config, requests=config.sensitivity_requests or config.requests)
     rows = []

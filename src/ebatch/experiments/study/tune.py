@@ -118,7 +118,7 @@ class TuneResult:
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write points.csv, front.csv, tune.json and tune.png (the front with the chosen point) to ``out_dir``."""
-        from ebatch.experiments.reproduce_plots import tune_front_chart
+        from ebatch.experiments.report.reproduce_plots import tune_front_chart
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ Per network and preset (``run_case``):
 1. Offline (every request queued at 0): ``padding``, ``padding`` with ``sort_window``, ``cellular``, all
    with the same B. **Saturation** S = the best offline throughput among these three baselines (the state
    of the art's capacity on that network and preset). The offered load is ``load_fraction x S``.
-2. E-BATCH's T is tuned by :func:`ebatch.experiments.tune.tune` at that load (Poisson, the same B) for the
+2. E-BATCH's T is tuned by :func:`ebatch.experiments.study.tune.tune` at that load (Poisson, the same B) for the
    objective ``tune_objective`` (default ``edp``: energy per request x p99 latency), then E-BATCH runs
    offline like the baselines.
 3. Latency: every policy under Poisson arrivals at the load, and under the ``azure-conv`` trace
@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ebatch.experiments.tune import tune
+from ebatch.experiments.study.tune import tune
 from ebatch.hardware import HardwareSpec, load_preset
 from ebatch.model import get_model
 from ebatch.sim import simulate
@@ -255,8 +255,8 @@ def headline(cases: list[dict], presets) -> dict:
 
 def run_reproduce(config: ReproduceConfig, log: Callable[[str], None] | None = None, command: str = "") -> dict:
     """Run every case, the sensitivity study and the auto-T study; return everything as one dict."""
-    from ebatch.experiments.autostudy import run_auto_study
-    from ebatch.experiments.sensitivity import run_sensitivity
+    from ebatch.experiments.study.autostudy import run_auto_study
+    from ebatch.experiments.study.sensitivity import run_sensitivity
 
     config.check()
     log = log or (lambda _msg: None)

@@ -1,9 +1,9 @@
 """Tables, files and the generated ``docs/reproduction.md`` of ``ebatch reproduce``.
 
-Life cycle: ``write_outputs(result, out_dir, doc=...)`` after :func:`~ebatch.experiments.reproduce.run_reproduce`
+Life cycle: ``write_outputs(result, out_dir, doc=...)`` after :func:`~ebatch.experiments.study.reproduce.run_reproduce`
 writes ``reproduction.json`` (every figure), CSV tables, PNG figures and the Markdown report (into
 ``out_dir`` and, when ``doc`` is given, there too). ``table_rows`` and ``headline_rows`` feed the
-terminal table. The prose of the report is in :mod:`ebatch.experiments.reproduce_text`.
+terminal table. The prose of the report is in :mod:`ebatch.experiments.report.reproduce_text`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ebatch.experiments.reproduce_plots import POLICY_ORDER, write_figures
+from ebatch.experiments.report.reproduce_plots import POLICY_ORDER, write_figures
 
 __all__ = ["headline_rows", "json_safe", "markdown", "table_rows", "write_outputs"]
 
@@ -119,6 +119,6 @@ def write_outputs(result: dict, out_dir, doc=None) -> list[Path]:
 
 
 def markdown(result: dict) -> str:
-    from ebatch.experiments.reproduce_text import report
+    from ebatch.experiments.report.reproduce_text import report
 
     return report(result)
