@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from ebatch.cli import main
+from ebatch.experiments.formatting import geomean
 from ebatch.experiments.report.reproduce import write_outputs
-from ebatch.experiments.study import reproduce as rep
-from ebatch.experiments.study.reproduce import HEADLINE_KEYS, Network, ReproduceConfig, geomean, run_reproduce
+from ebatch.experiments.study.reproduce import run_reproduce
+from ebatch.experiments.study.reproduce_config import HEADLINE_KEYS, Network, ReproduceConfig
 
 TINY = ReproduceConfig(
     networks=(Network("tiny-bilstm", "wmt21-en-de"), Network("tiny-lstm", "librispeech-test-clean", 20.0)),
@@ -37,36 +38,36 @@ def test_geomean():
 
 
 def test_every_case_and_the_headline(tiny_result):
-    cases = tiny_result["cases"]
-    assert {(c["network"], c["preset"]) for c in cases} == {
+    cases = tiny_result.cases
+    assert {(c.network, c.preset) for c in cases} == {
         (n.model, p) for n in TINY.networks for p in ("epur", "tpu-v1")
     }
     for case in cases:
-        assert set(case["policies"]) == {"padding", "padding-sorted", "cellular", "ebatch"}
-        for entry in case["policies"].values():
+        assert set(case.policies) == {"padding", "padding-sorted", "cellular", "ebatch"}
+        for entry in case.policies.values():
             for run in ("offline", "poisson", "trace"):
-                assert entry[run]["completed"] == TINY.requests
-        assert case["saturation_policy"] != "ebatch"
-        assert case["load_rps"] == pytest.approx(TINY.load_fraction * case["saturation_rps"])
-        assert all(math.isfinite(v) and v > 0 for v in case["ratios"].values())
-        assert case["tuned_timesteps"] in [p["timesteps"] for p in case["tune"]["points"]]
-        assert [p["fraction"] for p in case["curve"]] == list(TINY.curve_fractions)
+                assert getattr(entry, run).completed == TINY.requests
+        assert case.saturation_policy != "ebatch"
+        assert case.load_rps == pytest.approx(TINY.load_fraction * case.saturation_rps)
+        assert all(math.isfinite(v) and v > 0 for v in case.ratios.values())
+        assert case.tuned_timesteps in [p["timesteps"] for p in case.tune.points]
+        assert [p.fraction for p in case.curve] == list(TINY.curve_fractions)
     for preset in ("epur", "tpu-v1"):
-        head = tiny_result["headline"][preset]
+        head = tiny_result.headline[preset]
         assert set(head) >= set(HEADLINE_KEYS)
         assert all(math.isfinite(v) and v > 0 for v in head.values())
-        ratios = [c["ratios"]["throughput_vs_cellular"] for c in cases if c["preset"] == preset]
+        ratios = [c.ratios["throughput_vs_cellular"] for c in cases if c.preset == preset]
         assert head["throughput_vs_cellular"] == pytest.approx(geomean(ratios))
     # sensitivity: 5 DRAM + 5 buffer + 4 batch-size + 2 request-count variants per preset
-    assert len(tiny_result["sensitivity"]) == 2 * 16
-    base = [r for r in tiny_result["sensitivity"] if r["parameter"] == "dram_energy_j_per_byte" and r["factor"] == 1]
+    assert len(tiny_result.sensitivity) == 2 * 16
+    base = [r for r in tiny_result.sensitivity if r.parameter == "dram_energy_j_per_byte" and r.factor == 1]
     for row in base:  # the 1x variant on the main runs' requests repeats the headline
-        head = tiny_result["headline"][row["preset"]]
-        assert row["throughput_vs_cellular"] == pytest.approx(head["throughput_vs_cellular"])
-    assert all(math.isfinite(r["energy_efficiency_vs_cellular"]) for r in tiny_result["sensitivity"])
-    auto = tiny_result["auto_study"]
-    assert len(auto) == 4 and all(r["auto_completed"] == TINY.auto_requests for r in auto)
-    assert all(r["best_fixed_latency_p99_s"] <= r["latency_slo_s"] for r in auto)
+        head = tiny_result.headline[row.preset]
+        assert row.throughput_vs_cellular == pytest.approx(head["throughput_vs_cellular"])
+    assert all(math.isfinite(r.energy_efficiency_vs_cellular) for r in tiny_result.sensitivity)
+    auto = tiny_result.auto_study
+    assert len(auto) == 4 and all(r.auto_completed == TINY.auto_requests for r in auto)
+    assert all(r.best_fixed_latency_p99_s <= r.latency_slo_s for r in auto)
 
 
 def test_outputs_written(tiny_result, tmp_path):
@@ -93,7 +94,7 @@ def test_outputs_written(tiny_result, tmp_path):
 
 
 def test_cli_quick_writes_report_and_benchmark(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(rep.ReproduceConfig, "quick", classmethod(
+    monkeypatch.setattr(ReproduceConfig, "quick", classmethod(
         lambda cls, **kw: ReproduceConfig(**{**TINY.__dict__, "sensitivity": False, "auto_study": False, **kw})
     ))
     bench = tmp_path / "benchmarks.md"

@@ -76,5 +76,7 @@ def register(app: typer.Typer) -> None:
         if not result.slo_met:
             console.print("[red]no point meets the SLO; chose the lowest p99 latency[/red]")
         if out is not None:
-            paths = result.write(out)
+            from ebatch.experiments.report.tune import write_tune
+
+            paths = write_tune(result, out)
             console.print(f"wrote {', '.join(str(p) for p in paths)}")

@@ -1,7 +1,7 @@
-"""Figures of ``ebatch reproduce`` and ``ebatch tune`` (PNG, matplotlib's Agg backend, no display needed).
+"""Figures of ``ebatch reproduce`` (PNG, matplotlib's Agg backend, no display needed).
 
-Each function takes the JSON-ready result (or a :class:`~ebatch.experiments.study.tune.TuneResult`), writes one
-PNG and returns its path.
+Each function takes a :class:`~ebatch.experiments.study.reproduce_results.ReproduceResult`, writes one PNG and
+returns its path.
 """
 
 from __future__ import annotations
@@ -10,66 +10,52 @@ from pathlib import Path
 
 import numpy as np
 
+from ebatch.experiments.report.figures import pyplot, save
+from ebatch.experiments.study.reproduce_config import POLICY_LABELS
+from ebatch.experiments.study.reproduce_results import Case, ReproduceResult
+from ebatch.experiments.study.sensitivity import SENSITIVITY_KEYS
+
 __all__ = [
     "auto_study_chart", "energy_breakdown_chart", "latency_load_chart", "normalised_chart", "sensitivity_chart",
-    "tune_front_chart", "write_figures",
+    "write_figures",
 ]
 
-POLICY_ORDER = ("padding", "padding-sorted", "cellular", "ebatch")
 ENERGY_PARTS = ("dram", "sram", "mac", "static")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
-    return path
-
-
-def _by_preset(result: dict) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for case in result["cases"]:
-        out.setdefault(case["preset"], []).append(case)
+def _by_preset(result: ReproduceResult) -> dict[str, list[Case]]:
+    out: dict[str, list[Case]] = {}
+    for case in result.cases:
+        out.setdefault(case.preset, []).append(case)
     return out
 
 
-def normalised_chart(result: dict, path) -> Path:
+def normalised_chart(result: ReproduceResult, path) -> Path:
     """Throughput and requests per joule of every policy, normalised to cellular, per preset and network."""
-    plt = _pyplot()
+    plt = pyplot()
     presets = _by_preset(result)
     fig, axes = plt.subplots(2, len(presets), figsize=(5.5 * len(presets), 6.5), squeeze=False)
     metrics = (("throughput_rps", "throughput / cellular"), ("requests_per_j", "requests per J / cellular"))
     for col, (preset, cases) in enumerate(presets.items()):
         x = np.arange(len(cases))
-        width = 0.8 / len(POLICY_ORDER)
+        width = 0.8 / len(POLICY_LABELS)
         for row, (key, label) in enumerate(metrics):
             ax = axes[row][col]
-            for i, policy in enumerate(POLICY_ORDER):
-                values = [c["policies"][policy]["offline"][key] / c["policies"]["cellular"]["offline"][key]
+            for i, policy in enumerate(POLICY_LABELS):
+                values = [getattr(c.policies[policy].offline, key) / getattr(c.policies["cellular"].offline, key)
                           for c in cases]
                 ax.bar(x + (i - 1.5) * width, values, width, label=policy)
             ax.axhline(1.0, color="black", lw=0.6)
-            ax.set_xticks(x, [c["network"] for c in cases])
+            ax.set_xticks(x, [c.network for c in cases])
             ax.set_ylabel(label)
             ax.set_title(f"{preset}: offline {label.split(' /')[0]}")
     axes[0][0].legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def energy_breakdown_chart(result: dict, path) -> Path:
+def energy_breakdown_chart(result: ReproduceResult, path) -> Path:
     """Stacked energy per request (DRAM, SRAM, MAC, static) of every policy, offline, relative to cellular's."""
-    plt = _pyplot()
+    plt = pyplot()
     presets = _by_preset(result)
     fig, axes = plt.subplots(1, len(presets), figsize=(6 * len(presets), 4.5), squeeze=False)
     for col, (preset, cases) in enumerate(presets.items()):
@@ -77,12 +63,12 @@ def energy_breakdown_chart(result: dict, path) -> Path:
         labels, bottoms = [], None
         parts = {part: [] for part in ENERGY_PARTS}
         for case in cases:
-            reference = case["policies"]["cellular"]["offline"]["energy_per_request_j"]
-            for policy in POLICY_ORDER:
-                off = case["policies"][policy]["offline"]
-                labels.append(f"{case['network']}\n{policy}")
+            reference = case.policies["cellular"].offline.energy_per_request_j
+            for policy in POLICY_LABELS:
+                off = case.policies[policy].offline
+                labels.append(f"{case.network}\n{policy}")
                 for part in ENERGY_PARTS:
-                    parts[part].append(off["energy_breakdown_j"][part] / off["completed"] / reference)
+                    parts[part].append(off.energy_breakdown_j[part] / off.completed / reference)
         x = np.arange(len(labels))
         bottoms = np.zeros(len(labels))
         for part in ENERGY_PARTS:
@@ -92,138 +78,99 @@ def energy_breakdown_chart(result: dict, path) -> Path:
         ax.set_ylabel("energy per request / cellular's")
         ax.set_title(f"{preset}: energy breakdown, offline")
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def latency_load_chart(result: dict, path) -> Path:
+def latency_load_chart(result: ReproduceResult, path) -> Path:
     """p99 latency versus offered load (fraction of saturation), Poisson arrivals, per network and preset."""
-    plt = _pyplot()
+    plt = pyplot()
     presets = _by_preset(result)
     ncols = max(len(c) for c in presets.values())
     fig, axes = plt.subplots(len(presets), ncols, figsize=(4.2 * ncols, 3.4 * len(presets)), squeeze=False)
     for row, (preset, cases) in enumerate(presets.items()):
         for col, case in enumerate(cases):
             ax = axes[row][col]
-            fractions = [p["fraction"] for p in case["curve"]]
-            for policy in POLICY_ORDER:
-                ax.plot(fractions, [p[policy]["latency_p99_s"] for p in case["curve"]], marker="o", label=policy)
+            fractions = [p.fraction for p in case.curve]
+            for policy in POLICY_LABELS:
+                ax.plot(fractions, [p.policies[policy].latency_p99_s for p in case.curve], marker="o", label=policy)
             ax.set_yscale("log")
             ax.set_xlabel("offered load / saturation S")
             ax.set_ylabel("p99 latency (s)")
-            ax.set_title(f"{case['network']} on {preset} (S={case['saturation_rps']:.3g}/s)", fontsize=9)
+            ax.set_title(f"{case.network} on {preset} (S={case.saturation_rps:.3g}/s)", fontsize=9)
     axes[0][0].legend(fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def sensitivity_chart(result: dict, path) -> Path:
+def sensitivity_chart(result: ReproduceResult, path) -> Path:
     """E-BATCH's geometric-mean ratios as one parameter varies, per preset."""
-    plt = _pyplot()
-    rows = result.get("sensitivity", [])
-    parameters = list(dict.fromkeys(r["parameter"] for r in rows))
-    presets = list(dict.fromkeys(r["preset"] for r in rows))
+    plt = pyplot()
+    rows = result.sensitivity or ()
+    parameters = list(dict.fromkeys(r.parameter for r in rows))
+    presets = list(dict.fromkeys(r.preset for r in rows))
     fig, axes = plt.subplots(len(presets), len(parameters), figsize=(4.5 * len(parameters), 3.5 * len(presets)),
                              squeeze=False)
-    keys = ("throughput_vs_cellular", "energy_efficiency_vs_cellular", "throughput_vs_padding",
-            "energy_efficiency_vs_padding")
     for i, preset in enumerate(presets):
         for j, parameter in enumerate(parameters):
             ax = axes[i][j]
-            sub = [r for r in rows if r["preset"] == preset and r["parameter"] == parameter]
-            x = [r["factor"] if r["factor"] is not None else r["value"] for r in sub]
-            for key in keys:
-                ax.plot(x, [r[key] for r in sub], marker="o", label=key.replace("_", " "))
+            sub = [r for r in rows if r.preset == preset and r.parameter == parameter]
+            x = [r.factor if r.factor is not None else r.value for r in sub]
+            for key in SENSITIVITY_KEYS:
+                ax.plot(x, [getattr(r, key) for r in sub], marker="o", label=key.replace("_", " "))
             ax.set_xscale("log", base=2)
             ax.axhline(1.0, color="black", lw=0.6)
-            ax.set_xlabel(f"{parameter} (x preset)" if sub and sub[0]["factor"] is not None else parameter)
+            ax.set_xlabel(f"{parameter} (x preset)" if sub and sub[0].factor is not None else parameter)
             ax.set_ylabel("E-BATCH ratio (geo. mean)")
             ax.set_title(preset, fontsize=9)
     if rows:
         axes[0][0].legend(fontsize=7)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def auto_study_chart(result: dict, path) -> Path:
+def auto_study_chart(result: ReproduceResult, path) -> Path:
     """Left: the controller's T over time against the arrival rate; right: energy, auto vs best fixed T."""
-    plt = _pyplot()
-    rows = result.get("auto_study", [])
+    plt = pyplot()
+    rows = result.auto_study or ()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    traj = next((r for r in rows if "trajectory" in r), None)
+    traj = next((r for r in rows if r.trajectory is not None), None)
     if traj is not None:
         ax = axes[0]
-        t = traj["trajectory"]
-        ax.step(t["time_s"], t["timesteps"], where="post", lw=0.8, label="T chosen")
+        t = traj.trajectory
+        ax.step(t.time_s, t.timesteps, where="post", lw=0.8, label="T chosen")
         ax.set_yscale("log", base=2)
         ax.set_xlabel("time (s)")
         ax.set_ylabel("T (time-steps)")
         twin = ax.twinx()
-        arrivals = np.asarray(t["arrivals_s"])
+        arrivals = np.asarray(t.arrivals_s)
         bins = np.linspace(0, arrivals[-1], 40)
         counts, edges = np.histogram(arrivals, bins=bins)
         twin.plot((edges[:-1] + edges[1:]) / 2, counts / np.diff(edges), color="gray", label="arrival rate")
         twin.set_ylabel("arrivals per s")
-        ax.set_title(f"{traj['network']} on {traj['preset']}: T over time (SLO {traj['latency_slo_s']:.3g} s)",
+        ax.set_title(f"{traj.network} on {traj.preset}: T over time (SLO {traj.latency_slo_s:.3g} s)",
                      fontsize=9)
     ax = axes[1]
-    labels = [f"{r['network']}\n{r['preset']}" for r in rows]
+    labels = [f"{r.network}\n{r.preset}" for r in rows]
     x = np.arange(len(rows))
-    bars = ax.bar(x, [r["auto_energy_vs_best_fixed"] for r in rows], 0.6, color="tab:orange")
+    bars = ax.bar(x, [r.auto_energy_vs_best_fixed for r in rows], 0.6, color="tab:orange")
     for bar, r in zip(bars, rows):
-        if not r["auto_meets_slo"]:
+        if not r.auto_meets_slo:
             bar.set_hatch("//")
             bar.set_edgecolor("red")
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylabel("auto energy / best fixed T's (hatched: SLO missed)")
     ax.set_title("energy per request, auto vs the best fixed T meeting the SLO", fontsize=9)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _decades(axis) -> float:
-    import math
-
-    low, high = axis.get_view_interval()
-    return math.log10(high / low) if low > 0 and high > 0 else 0.0
-
-
-def tune_front_chart(tuned, path) -> Path:
-    """Every (B, T) point, the Pareto front of p99 latency vs energy, the chosen point and the SLO."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    points = tuned.points
-    for b, group in points.groupby("batch_size"):
-        ax.scatter(group["latency_p99_s"], group["energy_per_request_j"] * 1e3, s=14, label=f"B={b}")
-    front = tuned.front
-    ax.plot(front["latency_p99_s"], front["energy_per_request_j"] * 1e3, color="black", lw=1, label="Pareto front")
-    best = tuned.best
-    ax.scatter([best["latency_p99_s"]], [best["energy_per_request_j"] * 1e3], marker="*", s=220, color="red",
-               zorder=5, label=f"chosen: B={best['batch_size']}, T={best['timesteps']}")
-    if tuned.latency_slo_s is not None:
-        ax.axvline(tuned.latency_slo_s, color="red", ls="--", lw=0.8, label="p99 SLO")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    from matplotlib.ticker import LogLocator, ScalarFormatter
-
-    for axis in (ax.xaxis, ax.yaxis):  # plain numbers (5, 6, 8), not 5 x 10^0, on short log ranges
-        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(ScalarFormatter())
-        axis.set_minor_formatter(ScalarFormatter() if _decades(axis) < 1 else plt.NullFormatter())
-    ax.set_xlabel("p99 latency (s)")
-    ax.set_ylabel("energy per request (mJ)")
-    ax.set_title(f"tune {tuned.settings.get('model', '')} on {tuned.settings.get('hardware', '')}: "
-                 f"objective {tuned.objective}", fontsize=9)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def write_figures(result: dict, out_dir) -> list[Path]:
+def write_figures(result: ReproduceResult, out_dir) -> list[Path]:
     out = Path(out_dir)
     paths = [
         normalised_chart(result, out / "normalised.png"),
         energy_breakdown_chart(result, out / "energy_breakdown.png"),
         latency_load_chart(result, out / "latency_vs_load.png"),
     ]
-    if result.get("sensitivity"):
+    if result.sensitivity:
         paths.append(sensitivity_chart(result, out / "sensitivity.png"))
-    if result.get("auto_study"):
+    if result.auto_study:
         paths.append(auto_study_chart(result, out / "auto_study.png"))
     return paths
