@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from importlib import resources
 
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from ebatch.cli import main
 from ebatch.experiments.formatting import geomean
 from ebatch.experiments.report.reproduce import write_outputs
+from ebatch.experiments.report.reproduce_discussion import discussion
 from ebatch.experiments.study.reproduce import run_reproduce
 from ebatch.experiments.study.reproduce_config import HEADLINE_KEYS, Network, ReproduceConfig
 
@@ -117,3 +120,27 @@ def test_bad_config_fails_before_running():
         run_reproduce(ReproduceConfig(networks=(Network("eesen", "no-such-set"),)))
     with pytest.raises(ValueError, match="model"):
         run_reproduce(ReproduceConfig(networks=(Network("no-such-model", "wmt21-en-de"),)))
+
+
+
+def test_prose_follows_the_configuration(tiny_result):
+    text = discussion(tiny_result)
+    assert f"{TINY.load_fraction:g} x the best baseline's" in text
+    assert "1 of the 2 networks have a bidirectional layer" in text and "`tiny-bilstm`" in text
+    assert "0.5 x the best baseline's" in discussion(replace(tiny_result, config=replace(TINY, load_fraction=0.5)))
+    unidirectional = replace(tiny_result, cases=tuple(c for c in tiny_result.cases if c.network == "tiny-lstm"))
+    assert "bidirectional layer" not in discussion(unidirectional)
+
+
+def test_prose_follows_the_presets(tiny_result, tmp_path):
+    text = discussion(tiny_result)
+    assert "DRAM at 5 pJ/bit" in text and "(2 MiB, assumed, for `epur`)" in text
+    assert "the published 28 W static power" in text
+    shipped = resources.files("ebatch.hardware").joinpath("presets", "epur.yaml").read_text()
+    changed = (shipped.replace("dram_energy_j_per_byte: {value: 4.0e-11", "dram_energy_j_per_byte: {value: 8.0e-11")
+               .replace("activation_buffer_bytes: {value: 2097152", "activation_buffer_bytes: {value: 4194304"))
+    path = tmp_path / "epur-changed.yaml"  # still named epur, so the cases match it
+    path.write_text(changed)
+    text = discussion(replace(tiny_result, config=replace(TINY, presets=(str(path), "tpu-v1"))))
+    assert "DRAM at 10 pJ/bit" in text and "(4 MiB, assumed, for `epur`)" in text
+    assert "5 pJ/bit" not in text and "2 MiB" not in text
