@@ -3,6 +3,8 @@ the cost formula, and compare() simulates with a host preset."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ebatch.experiments.study.calibrate import StepTiming, calibrate, fit_host
@@ -37,6 +39,9 @@ def test_fit_recovers_known_coefficients():
     assert fitted.rel_rms_error < 1e-6
     for name in ("step_overhead_s", "column_overhead_s", "recurrent_s_per_flop", "input_s_per_flop"):
         assert getattr(fitted.spec, name) == pytest.approx(getattr(SPEC, name), rel=1e-4)
+    data = json.loads(json.dumps(fitted.to_json(), allow_nan=False))
+    assert data["name"] == "h" and len(data["timings"]) == len(timings)
+    assert data["parameters"]["power_w"] == 5.0 and data["timings"][0]["columns"] == timings[0].columns
 
 
 def test_calibrate_writes_a_strict_preset_that_compare_simulates(tmp_path):
