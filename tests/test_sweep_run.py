@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import ebatch
-from ebatch.experiments.compare import flat_row
+from ebatch.sim.results import flat_summary
 from ebatch.sweep import RunConfig, WorkloadConfig, load_spec, parse_spec, plan, run_configs
 from ebatch.sweep.plot import axis_columns
 from ebatch.sweep.run import run_sweep
@@ -65,7 +65,7 @@ def test_results_parquet_has_one_row_per_run_with_config_columns_and_every_summa
     assert (table["ebatch_version"] == ebatch.__version__).all()
     for _, row in table.iterrows():
         config = configs[row["config_hash"]]
-        expected = flat_row(single_run(config))
+        expected = flat_summary(single_run(config))
         assert set(expected) <= set(table.columns)
         for key, value in expected.items():  # identical numbers to the serial single-run path
             assert row[key] == value or (pd.isna(row[key]) and value is None), key

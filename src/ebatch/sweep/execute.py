@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ebatch.experiments.compare import flat_row
+from ebatch.sim.results import flat_summary
 from ebatch.sweep.config import RunConfig, simulate_config
 
 __all__ = ["RunResult", "default_chunk_size", "run_batches", "run_chunk", "run_configs"]
@@ -47,7 +47,8 @@ class RunResult:
         """One flat table row: the config's columns, then every summary key (``params`` as ``param_<name>``,
         ``energy_breakdown_j`` as ``energy_<part>_j``; ``hardware`` is the preset's name, ``requests`` the
         number simulated), then ``sim_wall_s`` and ``sim_cpu_s``."""
-        return {**self.config.columns(), **flat_row(self.summary), "sim_wall_s": self.wall_s, "sim_cpu_s": self.cpu_s}
+        timing = {"sim_wall_s": self.wall_s, "sim_cpu_s": self.cpu_s}
+        return {**self.config.columns(), **flat_summary(self.summary), **timing}
 
 
 def run_chunk(configs: Sequence[RunConfig]) -> list[RunResult]:
