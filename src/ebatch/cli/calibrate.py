@@ -23,12 +23,14 @@ def calibrate(
     out: Annotated[str, typer.Option("--out", help="The preset YAML to write.")] = "results/host.yaml",
     repeats: Annotated[int, typer.Option("--repeats", help="Measured passes over the grid.")] = 2,
     power_w: Annotated[float, typer.Option("--power-w", help="Assumed power for the energy *estimate*.")] = 15.0,
+    device: Annotated[str | None, typer.Option("--device", help="cuda (or cuda:N) to calibrate the torch "
+                                               "backend on a GPU; default: the CPU.")] = None,
 ) -> None:
     """Time the executor, fit step/column/flop costs and write a hardware preset (kind: host)."""
     from ebatch.experiments.calibrate import calibrate as run
     from ebatch.hardware.host import HostSpec, host_preset_text
 
-    result = run(model, backend, threads or None, repeats, power_w)
+    result = run(model, backend, threads or None, repeats, power_w, device=device)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(host_preset_text(result.spec))

@@ -118,10 +118,12 @@ def load_host_preset(path: str | Path) -> HostSpec:
     if extra or document.get("kind") != "host" or not isinstance(document.get("parameters"), dict):
         raise ValueError(f"hardware preset {path}: a host preset needs kind: host, name, description, parameters "
                          f"(unknown: {sorted(extra)})")
-    params, names = document["parameters"], HostSpec.parameter_names()
-    if not set(names) - set(HostSpec.optional_names()) <= set(params) <= set(names):
-        raise ValueError(f"hardware preset {path}: parameters must be exactly {', '.join(names)}; unknown "
-                         f"{sorted(set(params) - set(names))}, missing {sorted(set(names) - set(params))}")
+    params, names, optional = document["parameters"], HostSpec.parameter_names(), HostSpec.optional_names()
+    required = [n for n in names if n not in optional]
+    if not set(required) <= set(params) <= set(names):
+        raise ValueError(f"hardware preset {path}: parameters must be exactly {', '.join(required)} (optional: "
+                         f"{', '.join(optional)}); unknown {sorted(set(params) - set(names))}, missing "
+                         f"{sorted(set(required) - set(params))}")
     values, sources = {}, {}
     for name in [n for n in names if n in params]:
         entry = params[name]
