@@ -62,8 +62,7 @@ class NvmlMeter(EnergyMeter):
             name = pynvml.nvmlDeviceGetName(self._handle)
             self._origin_mj = pynvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
         except pynvml.NVMLError as exc:
-            raise MeterUnavailable(f"NVML: {exc} (GPU {target}; the total-energy counter needs Volta or newer)") \
-                from None
+            raise MeterUnavailable(f"NVML: {exc} (GPU {target})") from None
         name = name.decode() if isinstance(name, bytes) else str(name)
         self.source = f"NVML (GPU {target}: {name})"
 
