@@ -15,7 +15,7 @@ shared; the fastest run is the least disturbed one). Torch threads (and OpenBLAS
 be set) are set to ``threads`` for every row. ``energy_per_request_j``: the run's energy over its requests,
 from the meter :func:`ebatch.hardware.energy.choose_meter` picks for ``energy`` (RAPL where readable, else
 an estimate from ``hardware``'s power; the notes say which); a peer's run is metered as a whole.
-Needs torch. :func:`run_bench` returns the rows; :func:`ebatch.runtime.bench_report.markdown` renders them.
+Needs torch. :func:`run_bench` returns the rows; :func:`ebatch.bench.runtime_report.markdown` renders them.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _configs(cfg: BenchConfig, load: str, bidirectional: bool = False) -> list[t
 
 def _run_one(weights, module, policy, params, backend, seqs, arrivals, threads, reference, meter=None):
     """One run: a dict of figures (wall-clock)."""
-    from ebatch.runtime.peers import run_peer
+    from ebatch.bench.peers import run_peer
 
     if policy == "peer":
         before_j = meter.read_j() if meter is not None else 0.0
@@ -175,7 +175,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
         import torch
     except ImportError:
         raise ValueError("ebatch bench compares with torch.nn.LSTM/GRU: pip install 'ebatch[torch]'") from None
-    from ebatch.runtime.peers import limit_cells_per_s, torch_module
+    from ebatch.bench.peers import limit_cells_per_s, torch_module
 
     torch.set_num_threads(cfg.threads)
     blas = set_blas_threads(cfg.threads)
@@ -199,7 +199,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
     for model_name in cfg.models:
         model = bench_model(model_name)
         if model_name in WHOLE_MODELS:  # the zoo's torch stages; the peers run them as one module
-            from ebatch.runtime.peers import torch_stack
+            from ebatch.bench.peers import torch_stack
             from ebatch.runtime.stages import ModelStages
             from ebatch.runtime.zoo import torch_stages
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ebatch.runtime.bench import BenchConfig, run_bench
-from ebatch.runtime.bench_report import markdown
+from ebatch.bench.runtime import BenchConfig, run_bench
+from ebatch.bench.runtime_report import markdown
 
 
 def test_bench_rows_carry_energy_per_request_from_the_chosen_meter():
