@@ -163,7 +163,8 @@ def target_lines(rows: list[dict]) -> list[str]:
 
 def prediction_lines(rows: list[dict], hardware: str, device: str) -> list[str]:
     """The preset's predictions of the benchmark rows, and the overheads the measurements imply."""
-    from ebatch.experiments.preset_check import implied_overheads, predict_runs, predicted_markdown
+    from ebatch.experiments.report.preset_check import predicted_markdown
+    from ebatch.experiments.study.preset_check import implied_overheads, predict_runs
     from ebatch.hardware.host import load_hardware
 
     spec = load_hardware(hardware)
@@ -175,7 +176,7 @@ def prediction_lines(rows: list[dict], hardware: str, device: str) -> list[str]:
 
 
 def predict(json_path: str, hardware: str, section_path: str | None) -> int:
-    from ebatch.experiments.report import write_section
+    from ebatch.experiments.report.sections import write_section
 
     result = json.loads(Path(json_path).read_text())
     text = "\n".join(prediction_lines(result["bench"], hardware, result["device"]))
@@ -189,8 +190,8 @@ def predict(json_path: str, hardware: str, section_path: str | None) -> int:
 
 def calibrate_on_device(device: str, rows: list[dict], out: str | None) -> dict:
     """``ebatch calibrate`` on the device, beside the h200 preset; both presets' predictions of ``rows``."""
-    from ebatch.experiments.calibrate import calibrate
-    from ebatch.experiments.preset_check import parameter_rows, predict_runs
+    from ebatch.experiments.study.calibrate import calibrate
+    from ebatch.experiments.study.preset_check import parameter_rows, predict_runs
     from ebatch.hardware.host import host_preset_text, load_hardware
 
     fitted = calibrate("lstm-2x512", backend="torch", threads=1, device=device)
@@ -213,7 +214,7 @@ def calibrate_on_device(device: str, rows: list[dict], out: str | None) -> dict:
 
 
 def render(json_path: str, section_path: str) -> int:
-    from ebatch.experiments.report import write_section
+    from ebatch.experiments.report.sections import write_section
 
     result = json.loads(Path(json_path).read_text())
     write_section(section_path, "gpu", markdown(result, "python scripts/gpu_check.py --out DIR"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import ebatch
-from ebatch.experiments.preset_check import implied_overheads, predict_runs
+from ebatch.experiments.study.preset_check import implied_overheads, predict_runs
 from ebatch.hardware import PresetError, load_preset
 from ebatch.hardware.host import FLOAT32_BYTES, HostCostModel, HostSpec, load_hardware, load_host_preset
 from ebatch.model import Layer, RNNModel

@@ -1,5 +1,6 @@
 """A host preset against measurements: its predicted wall time for measured runtime runs, and its parameters
-beside those ``ebatch calibrate`` fitted on the machine.
+beside those ``ebatch calibrate`` fitted on the machine (:mod:`ebatch.experiments.report.preset_check`
+renders them).
 
 :func:`predict_runs` takes the benchmark rows of ``scripts/gpu_check.py`` (lstm-2x512, LibriSpeech
 test-clean lengths, seed 0, offline, B and policy per row) and simulates each row's plan on the preset:
@@ -21,8 +22,7 @@ from ebatch.hardware.host import HostSpec, load_hardware
 from ebatch.sim.api import simulate
 from ebatch.workload import Workload
 
-__all__ = ["ParameterRow", "PredictedRun", "implied_overheads", "parameter_rows", "predict_runs",
-           "predicted_markdown"]
+__all__ = ["ParameterRow", "PredictedRun", "implied_overheads", "parameter_rows", "predict_runs"]
 
 
 @dataclass(frozen=True)
@@ -104,19 +104,3 @@ def parameter_rows(measured: HostSpec, reference: HostSpec) -> list[ParameterRow
     """Every parameter of the host model, calibrated beside the reference preset's."""
     return [ParameterRow(n, getattr(measured, n), getattr(reference, n), reference.sources.get(n, ""))
             for n in HostSpec.parameter_names()]
-
-
-def predicted_markdown(runs: list[PredictedRun], preset: str, device: str) -> str:
-    """A table of measured against predicted wall time, and the policies' order by each."""
-    lines = [f"| run | B | measured on {device} s | predicted by {preset} s | measured / predicted |",
-             "|---|---:|---:|---:|---:|"]
-    lines += [f"| {r.name} | {r.batch_size} | {r.measured_s:.3f} | {r.predicted_s:.3f} | "
-              f"{r.measured_over_predicted:.2f} |" for r in runs]
-    lines.append("")
-    for b in sorted({r.batch_size for r in runs}):
-        at_b = [r for r in runs if r.batch_size == b]
-        measured = [r.name for r in sorted(at_b, key=lambda r: r.measured_s)]
-        predicted = [r.name for r in sorted(at_b, key=lambda r: r.predicted_s)]
-        same = "the same order" if measured == predicted else f"predicted order {', '.join(predicted)}"
-        lines.append(f"- B={b}, fastest first: measured {', '.join(measured)}; {same}.")
-    return "\n".join(lines)
