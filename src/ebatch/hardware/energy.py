@@ -18,6 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ebatch.hardware.host import HostSpec, load_hardware
+from ebatch.hardware.meter import EnergyMeter, MeterUnavailable
+from ebatch.hardware.nvml import NvmlMeter
+from ebatch.hardware.rapl import DEFAULT_ROOT, RaplMeter
+
 __all__ = ["ASSUMED_POWER_W", "ENERGY_CHOICES", "EnergyMeter", "MeterChoice", "MeterUnavailable", "PowerEstimate",
            "choose_meter"]
 
@@ -26,29 +31,6 @@ ENERGY_CHOICES = ("auto", "rapl", "nvml", "estimate", "off")
 #: the estimate's power without a host preset: an assumption (a few busy cores of a server CPU), the same
 #: default as ``ebatch calibrate --power-w``
 ASSUMED_POWER_W = 15.0
-
-
-class MeterUnavailable(RuntimeError):
-    """A meter cannot be read here; the message says why (one line) and what would make it work."""
-
-
-class EnergyMeter:
-    """A cumulative energy counter. Subclasses set ``kind`` and ``source`` and implement :meth:`read_j`."""
-
-    kind: str = "estimate"
-    source: str = ""
-
-    @property
-    def measured(self) -> bool:
-        """Whether the joules come from a hardware counter (``False`` for an estimate)."""
-        return self.kind != "estimate"
-
-    def read_j(self) -> float:
-        """Joules since an arbitrary origin; non-decreasing. Thread-safe."""
-        raise NotImplementedError
-
-    def on_busy(self, seconds: float) -> None:
-        """The executor was busy for ``seconds`` (a step, or a whole peer run): an estimate books them."""
 
 
 class PowerEstimate(EnergyMeter):
@@ -76,8 +58,6 @@ class PowerEstimate(EnergyMeter):
         Raises ``ValueError`` for an accelerator preset: its cost model prices an accelerator, not this host."""
         if hardware is None:
             return cls(ASSUMED_POWER_W, "assumed, no --hardware preset")
-        from ebatch.hardware.host import HostSpec, load_hardware
-
         spec = load_hardware(hardware)
         if not isinstance(spec, HostSpec):
             raise ValueError(f"hardware: {hardware} is an accelerator preset; the energy estimate needs a host "
@@ -110,9 +90,6 @@ def choose_meter(energy: str = "auto", device: str | None = None, hardware: str 
     ``rapl`` or ``nvml`` that cannot be read raises ``ValueError`` with the reason; so does an unknown choice.
     ``rapl_root``: the powercap folder (tests give a fake tree).
     """
-    from ebatch.hardware.nvml import NvmlMeter
-    from ebatch.hardware.rapl import DEFAULT_ROOT, RaplMeter
-
     if energy not in ENERGY_CHOICES:
         raise ValueError(f"energy: unknown meter {energy!r}; choose one of {', '.join(ENERGY_CHOICES)}")
     root = DEFAULT_ROOT if rapl_root is None else rapl_root

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from ebatch.hardware.energy import EnergyMeter, MeterUnavailable
+from ebatch.hardware.meter import EnergyMeter, MeterUnavailable
 
 __all__ = ["NvmlMeter", "nvml_target"]
 
@@ -41,7 +41,7 @@ def nvml_target(device: str | None) -> str | int:
 
 
 class NvmlMeter(EnergyMeter):
-    """Energy of the GPU behind ``device``. Raises :class:`~ebatch.hardware.energy.MeterUnavailable` when
+    """Energy of the GPU behind ``device``. Raises :class:`~ebatch.hardware.meter.MeterUnavailable` when
     ``pynvml`` is missing, NVML does not start, or the GPU has no energy counter."""
 
     kind = "nvml"

@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ebatch.hardware.energy import EnergyMeter, MeterUnavailable
+from ebatch.hardware.meter import EnergyMeter, MeterUnavailable
 
 __all__ = ["DEFAULT_ROOT", "RaplMeter"]
 
@@ -50,7 +50,7 @@ def _read_int(path: Path) -> int:
 
 class RaplMeter(EnergyMeter):
     """Sum of the RAPL package domains under ``root`` (see the module docstring). Raises
-    :class:`~ebatch.hardware.energy.MeterUnavailable` when there is no package zone or one is unreadable."""
+    :class:`~ebatch.hardware.meter.MeterUnavailable` when there is no package zone or one is unreadable."""
 
     kind = "rapl"
 
