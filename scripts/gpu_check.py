@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ebatch.bench.peers import limit_cells_per_s, run_peer, torch_module
 from ebatch.model import Layer, RNNModel, get_model
 from ebatch.runtime import Engine, RNNWeights
-from ebatch.runtime.peers import limit_cells_per_s, run_peer, torch_module
 from ebatch.workload import Workload
 
 POLICIES = [

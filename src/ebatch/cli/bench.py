@@ -50,9 +50,9 @@ def bench(
     = None,
 ) -> None:
     """Benchmark the runtime: every policy vs torch.nn.LSTM/GRU padded and packed, offline and under load."""
+    from ebatch.bench.runtime import BenchConfig, timed
+    from ebatch.bench.runtime_report import markdown
     from ebatch.experiments.report import write_section
-    from ebatch.runtime.bench import BenchConfig, timed
-    from ebatch.runtime.bench_report import markdown
 
     if fmt not in ("table", "json"):
         raise ValueError(f"format: unknown format {fmt!r}; choose table or json")
@@ -70,7 +70,7 @@ def bench(
     chosen = _csv(backends)
     if not chosen or any(b not in ("compiled", "torch", "numpy") for b in chosen):
         raise ValueError(f"backends: choose from compiled,torch,numpy, got {backends!r}")
-    from ebatch.runtime.bench import bench_model
+    from ebatch.bench.runtime import bench_model
 
     for name in _csv(models):
         bench_model(name)  # unknown or unsupported names raise ValueError here, before anything runs

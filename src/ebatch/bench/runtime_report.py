@@ -1,9 +1,9 @@
-"""The ``runtime`` section of docs/benchmarks.md from :func:`ebatch.runtime.bench.run_bench`'s rows: one table
+"""The ``runtime`` section of docs/benchmarks.md from :func:`ebatch.bench.runtime.run_bench`'s rows: one table
 per model, issue 8's targets for the best E-BATCH row of each backend, and the 2-vs-1 thread speed-ups."""
 
 from __future__ import annotations
 
-from ebatch.runtime.bench import BenchConfig
+from ebatch.bench.runtime import BenchConfig
 
 __all__ = ["markdown"]
 
