@@ -156,7 +156,7 @@ def target_lines(rows: list[dict]) -> list[str]:
 
 
 def render(json_path: str, section_path: str) -> int:
-    from ebatch.experiments.report import write_section
+    from ebatch.experiments.report.sections import write_section
 
     result = json.loads(Path(json_path).read_text())
     write_section(section_path, "gpu", markdown(result, "python scripts/gpu_check.py --out DIR"))

@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ebatch.experiments.formatting import json_safe
 from ebatch.hardware.host import HostSpec, cpu_name
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
@@ -41,6 +42,14 @@ class Calibration:
     timings: tuple[StepTiming, ...]
     rel_rms_error: float
 
+    def to_json(self) -> dict:
+        """The spec's name and fitted parameters, the fit's error and every timing."""
+        return json_safe({
+            "name": self.spec.name,
+            "parameters": {name: getattr(self.spec, name) for name in HostSpec.parameter_names()},
+            "rel_rms_error": self.rel_rms_error,
+            "timings": [asdict(t) for t in self.timings],
+        })
 
 
 
