@@ -20,7 +20,8 @@ Usage::
     python benchmarks/bench_simulator.py --cases eesen --policies cellular,"ebatch T=16" --baseline HEAD~3
 
 ``--out`` regenerates only the ``simulator`` section of the file (``simulator-baseline`` with
-``--baseline``; :func:`ebatch.experiments.report.write_section`), so other benchmarks can share the page.
+``--baseline``; :func:`ebatch.experiments.report.sections.write_section`), so other benchmarks can share
+the page.
 """
 
 from __future__ import annotations
@@ -337,7 +338,7 @@ def _main_against(args, cases: list[str], policies, command: str) -> int:
 
 def _write(args, section: str, text: str, rows: list[dict], load: tuple[str, str]) -> None:
     """Print ``text``; write it as ``section`` of ``--out`` and the rows to ``--json`` when asked."""
-    from ebatch.experiments.report import write_section
+    from ebatch.experiments.report.sections import write_section
 
     print(text)
     if args.out:
