@@ -138,7 +138,7 @@ class Simulator:
         started = self.start_s[ids]
         if math.isnan(started[started.argmax()]):  # argmax finds a NaN if there is one: a request starts here
             self.start_s[ids[np.isnan(started)]] = start_s
-        if step.useful_cells == ids.size * step.width:  # every segment spans the step: one share for all
+        if step.useful_cells == ids.size * step.width:  # (no segment is longer) every one spans the step
             self.energy_j[ids] += cost.energy_j * step.width / step.useful_cells
         else:
             self.energy_j[ids] += cost.energy_j * step.seg_length / step.useful_cells
