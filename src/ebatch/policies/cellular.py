@@ -76,6 +76,7 @@ class Cellular(Policy):
         self._progress = self.track(IdArray(np.int64, shape=(len(types),)))  # cells done, per type and request
         self._ready = self.track(IdArray(bool, shape=(len(types),)))  # next cell of the type is ready
         self._counts = [0] * len(types)  # ready cells per type
+        self._first: list[int | None] = [None] * len(types)  # the oldest ready request per type, when known
         self._views_key: tuple[int, int] | None = None
         self._pending: tuple | None = None  # type, columns, their first id, lengths, input limit, positions
 
@@ -87,12 +88,14 @@ class Cellular(Policy):
         self._ready.append(ready)
         for t in self._first_types:
             self._counts[t] += ids.size
+            self._first[t] = None
 
     def _cancel(self, ids: np.ndarray) -> None:
         ready = self._ready[:, ids]
         for t, n in enumerate(ready.sum(axis=1).tolist()):
             self._counts[t] -= n
         self._ready[:, ids] = False
+        self._first = [None] * len(self._counts)
 
     def _views(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(lo, ready, progress, lengths, ids)``: the live requests' columns as views indexed by ``id - lo``
@@ -107,6 +110,14 @@ class Cellular(Policy):
             self._view = (lo, self._ready.view(lo), self._progress.view(lo), self.lengths.view(lo), np.arange(lo, size))
         return self._view
 
+    def _oldest(self, t: int, ready: np.ndarray, lo: int) -> int:
+        """The column of type ``t``'s oldest ready request (it has one) in views starting at ``lo``; the id
+        is kept until type ``t``'s readiness changes where it could move."""
+        first = self._first[t]
+        if first is None:
+            first = self._first[t] = int(ready[t].argmax()) + lo
+        return first - lo
+
     def next_step(self, now_s: float) -> BatchStep | None:
         counts = self._counts
         best = max(counts)
@@ -114,18 +125,19 @@ class Cellular(Policy):
             return None
         lo, ready, progress, all_lengths, all_ids = self._views()
         if self.priority == "oldest":  # the type holding the oldest ready request; ties: most ready, lower type
-            firsts = ready.argmax(axis=1).tolist()  # the oldest ready request of each type that has one
+            firsts = ready.argmax(axis=1).tolist()  # every type's at once: most types are busy
             c = min((firsts[t], -n, t) for t, n in enumerate(counts) if n)[2]
+            self._first[c] = firsts[c] + lo
         else:  # most ready cells; ties: the type holding the oldest ready request, then the lower type
             c = counts.index(best)
-            ties = counts.count(best)
-            if ties == 2:  # the common tie (both directions of a layer): two rows to look at
-                d = counts.index(best, c + 1)
-                c = d if ready[d].argmax() < ready[c].argmax() else c
-            elif ties > 2:
-                firsts = ready.argmax(axis=1).tolist()
-                c = min((firsts[t], t) for t, n in enumerate(counts) if n == best)[1]
-        j = ready[c].nonzero()[0][: self.batch_size]  # columns of the B oldest ready requests of type c
+            if counts.count(best) > 1:
+                c = min((self._oldest(t, ready, lo), t) for t, n in enumerate(counts) if n == best)[1]
+        # columns of the B oldest ready requests of type c: a window from its oldest ready one usually has them
+        row, first = ready[c], self._first[c]
+        window = row if first is None else row[: first - lo + 4 * self.batch_size]
+        j = window.nonzero()[0][: self.batch_size]
+        if j.size < self.batch_size and window.size < row.size:
+            j = row.nonzero()[0][: self.batch_size]
         lengths = all_lengths[j]
         positions = progress[c][j]
         layer = self._type_layer[c]
@@ -170,6 +182,8 @@ class Cellular(Policy):
         stopped = progress_c >= limit  # out of ready cells of type c (all of them were ready)
         ready[c][j] = ~stopped
         out = stopped.nonzero()[0]
+        if out.size and not out[0]:  # the oldest ready request of type c ran out
+            self._first[c] = None
         self._counts[c] -= out.size
         if self._bi_under_bi[c]:
             if out.size:  # a bidirectional type's input limit is the length: these ended type c
@@ -199,6 +213,7 @@ class Cellular(Policy):
             for t in self._above[c]:
                 ready[t][complete] = True
                 self._counts[t] += complete.size
+                self._first[t] = None
 
     def _update_above(self, c: int, ready: np.ndarray, progress: np.ndarray, j: np.ndarray, lengths: np.ndarray,
                       progress_c: np.ndarray) -> None:
@@ -219,3 +234,4 @@ class Cellular(Policy):
                 now_ready = done < available
             counts[t] += int(np.count_nonzero(now_ready)) - int(np.count_nonzero(row[j]))
             row[j] = now_ready
+            self._first[t] = None
