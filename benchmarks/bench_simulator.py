@@ -105,16 +105,16 @@ def bench(cases: list[str], repeat: int, progress=None, policies=POLICIES) -> li
     return rows
 
 
-def _worker(model: str, dataset: str, preset: str, name: str, params: dict) -> tuple[float, dict]:
-    """What a ``--worker`` run times: wall seconds of ``ebatch.simulate(...).summary()`` on every request of
-    ``dataset`` (loading the workload is not timed), and the summary."""
+def _worker(model: str, dataset: str, preset: str, name: str, params: dict) -> tuple[float, float, dict]:
+    """What a ``--worker`` run times: wall and CPU seconds of ``ebatch.simulate(...).summary()`` on every
+    request of ``dataset`` (loading the workload is not timed), and the summary."""
     workload = Workload.from_dataset(dataset)  # every request, offline
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     summary = ebatch.simulate(model, workload, name, preset, **params).summary()
-    return time.perf_counter() - t0, summary
+    return time.perf_counter() - t0, time.process_time() - c0, summary
 
 
-def _in_process(python_path: Path | None, config: tuple) -> tuple[float, dict]:
+def _in_process(python_path: Path | None, config: tuple) -> tuple[float, float, dict]:
     """:func:`_worker` in a fresh Python process, with ``python_path`` (a ``src/`` folder) first on its path."""
     env = dict(os.environ)
     if python_path is not None:
@@ -122,7 +122,7 @@ def _in_process(python_path: Path | None, config: tuple) -> tuple[float, dict]:
     done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(config)], env=env, check=True,
                           capture_output=True, text=True)
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer["wall_s"], answer["summary"]
+    return answer["wall_s"], answer["cpu_s"], answer["summary"]
 
 
 def _unpack_source(revision: str, folder: Path) -> Path:
@@ -149,12 +149,14 @@ def bench_against(revision: str, cases: list[str], repeat: int, policies=POLICIE
             for preset in PRESETS:
                 for label, name, params in policies:
                     config = (model, dataset, preset, name, params)
-                    base_times, times = [], []
+                    base_times, times, base_cpu, cpu = [], [], [], []
                     for _ in range(repeat):
-                        base_s, base_summary = _in_process(baseline_src, config)
-                        wall_s, summary = _in_process(None, config)
+                        base_s, base_cpu_s, base_summary = _in_process(baseline_src, config)
+                        wall_s, cpu_s, summary = _in_process(None, config)
                         base_times.append(base_s)
                         times.append(wall_s)
+                        base_cpu.append(base_cpu_s)
+                        cpu.append(cpu_s)
                     best, base_best = min(times), min(base_times)
                     row = {
                         "model": model, "workload": dataset, "hardware": preset, "policy": label,
@@ -164,6 +166,7 @@ def bench_against(revision: str, cases: list[str], repeat: int, policies=POLICIE
                         "baseline_requests_per_wall_s": summary["requests"] / base_best,
                         "requests_per_wall_s": summary["requests"] / best,
                         "speedup": base_best / best,
+                        "baseline_cpu_s": min(base_cpu), "cpu_s": min(cpu), "cpu_speedup": min(base_cpu) / min(cpu),
                         "summary_identical": json.dumps(base_summary, sort_keys=True)
                         == json.dumps(summary, sort_keys=True),
                     }
@@ -247,18 +250,20 @@ def markdown_against(rows: list[dict], command: str, repeat: int, load: tuple[st
         "",
         f"Each configuration ran {repeat} times on revision `{rows[0]['baseline']}` and {repeat} times on this "
         "working tree, alternately, every run in a fresh process (wall time of `ebatch.simulate(...).summary()`, "
-        "loading the workload not timed); the best of each is shown. *Identical*: the two summaries are equal "
-        "key by key, floats bit for bit.",
+        "loading the workload not timed); the best of each is shown, and the least CPU time of each (the "
+        "process's own, which other users of the machine disturb far less). *Identical*: the two summaries are "
+        "equal key by key, floats bit for bit.",
         "",
         "| model x workload | hardware | policy | requests | baseline wall s | wall s | speed-up "
-        "| baseline requests / wall s | requests / wall s | identical |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|:---:|",
+        "| baseline requests / wall s | requests / wall s | CPU s: baseline, now | CPU speed-up | identical |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} x {r['workload']} | {r['hardware']} | {r['policy']} | {r['requests']} "
             f"| {r['baseline_wall_s']:.2f} | {r['wall_s']:.2f} | {r['speedup']:.1f}x "
             f"| {r['baseline_requests_per_wall_s']:,.0f} | {r['requests_per_wall_s']:,.0f} "
+            f"| {r['baseline_cpu_s']:.2f}, {r['cpu_s']:.2f} | {r['cpu_speedup']:.1f}x "
             f"| {'yes' if r['summary_identical'] else '**no**'} |"
         )
     return "\n".join(lines)
@@ -280,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one timed run, for --baseline
     args = parser.parse_args(argv)
     if args.worker:
-        wall_s, summary = _worker(*json.loads(args.worker))
-        print(json.dumps({"wall_s": wall_s, "summary": summary}))
+        wall_s, cpu_s, summary = _worker(*json.loads(args.worker))
+        print(json.dumps({"wall_s": wall_s, "cpu_s": cpu_s, "summary": summary}))
         return 0
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
@@ -317,7 +322,7 @@ def _main_against(args, cases: list[str], policies, command: str) -> int:
     def progress(r: dict) -> None:
         print(
             f"{r['model']:>10} {r['hardware']:>6} {r['policy']:<24} baseline {r['baseline_wall_s']:6.2f} s, "
-            f"now {r['wall_s']:6.2f} s: {r['speedup']:4.1f}x, "
+            f"now {r['wall_s']:6.2f} s: {r['speedup']:4.1f}x (CPU {r['cpu_speedup']:4.1f}x), "
             f"summaries {'identical' if r['summary_identical'] else 'DIFFER'}",
             file=sys.stderr,
             flush=True,

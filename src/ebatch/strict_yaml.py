@@ -21,8 +21,9 @@ class DuplicateKeyError(ValueError):
         self.key, self.line = key, line
 
 
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose mappings raise :class:`DuplicateKeyError`."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML's safe loader (LibYAML's parser when PyYAML has it: the same documents, parsed several times
+    faster) whose mappings raise :class:`DuplicateKeyError`."""
 
 
 def _unique_keys(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
