@@ -129,9 +129,15 @@ class Cellular(Policy):
             c = min((firsts[t], -n, t) for t, n in enumerate(counts) if n)[2]
             self._first[c] = firsts[c] + lo
         else:  # most ready cells; ties: the type holding the oldest ready request, then the lower type
-            c = counts.index(best)
-            if counts.count(best) > 1:
-                c = min((self._oldest(t, ready, lo), t) for t, n in enumerate(counts) if n == best)[1]
+            c = t = counts.index(best)
+            ties = counts.count(best) - 1
+            if ties:
+                oldest = self._oldest(c, ready, lo)
+                for _ in range(ties):  # the other tied types, in index order
+                    t = counts.index(best, t + 1)
+                    first = self._oldest(t, ready, lo)
+                    if first < oldest:
+                        c, oldest = t, first
         # columns of the B oldest ready requests of type c: a window from its oldest ready one usually has them
         row, first = ready[c], self._first[c]
         window = row if first is None else row[: first - lo + 4 * self.batch_size]
