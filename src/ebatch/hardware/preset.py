@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from ebatch import strict_yaml
+
 __all__ = ["HardwareSpec", "load_preset", "preset_names", "PresetError"]
 
 
@@ -70,22 +72,6 @@ class HardwareSpec:
     def assumptions(self) -> list[str]:
         return [k for k, src in self.sources.items() if str(src).lower().startswith("assumption")]
 
-
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that rejects duplicate mapping keys."""
-
-
-def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise PresetError(f"hardware preset: duplicate key {key!r} (line {key_node.start_mark.line + 1})")
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 _INT_FIELDS = {"array_rows", "array_cols"}
 _BOOL_FIELDS = {"weights_double_buffered"}
@@ -171,7 +157,9 @@ def load_preset(name_or_path: str | Path) -> HardwareSpec:
             f"hardware: unknown preset {text_path!r}; choose one of {', '.join(preset_names())} or a YAML path"
         )
     try:
-        document = yaml.load(text, Loader=_StrictLoader)
+        document = strict_yaml.load(text)
+    except strict_yaml.DuplicateKeyError as exc:
+        raise PresetError(f"hardware preset {text_path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise PresetError(f"hardware preset {text_path}: not valid YAML ({exc})".replace("\n", " ")) from None
     return parse_preset(document, text_path)
