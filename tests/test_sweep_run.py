@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import ebatch
-from ebatch.experiments.compare import flat_row
+from ebatch.experiments.report.compare import flat_row
 from ebatch.sweep import RunConfig, WorkloadConfig, load_spec, parse_spec, plan, run_configs
 from ebatch.sweep.plot import axis_columns
 from ebatch.sweep.run import run_sweep

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ebatch.experiments.compare import flat_row
+from ebatch.experiments.report.compare import flat_row
 from ebatch.sweep.config import RunConfig, simulate_config
 
 __all__ = ["RunResult", "default_chunk_size", "run_batches", "run_chunk", "run_configs"]

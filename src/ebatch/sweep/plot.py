@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ebatch.experiments.tune import pareto_front
+from ebatch.experiments.study.tune import pareto_front
 
 __all__ = ["axis_columns", "sweep_chart"]
 

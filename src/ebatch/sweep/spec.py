@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from ebatch import policies, strict_yaml
-from ebatch.experiments.compare import parse_policies
+from ebatch.experiments.study.compare import parse_policies
 from ebatch.model import get_model
 from ebatch.sweep.config import WorkloadConfig, hardware_fields
 
