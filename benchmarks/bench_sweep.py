@@ -5,6 +5,9 @@ T = 1..10, B = 1..5 and 10 weight-buffer sizes (10,000 runs); a 1,000-run spec t
 5 buffer sizes. Each size runs in a fresh child process into a fresh folder, so its peak resident memory
 (``ru_maxrss``, which includes the scheduler, since a LocalCluster's scheduler lives in the client process)
 is its own; with ``--serial`` the 1,000-run spec also runs serially in one process, for the speed-up.
+Besides wall time it reports when the first chunk finished (cluster start-up), the share of workers x wall
+time spent simulating, the simulations' CPU time per run and the client's CPU time: on a shared machine
+those say whether the sweep or the machine's other load set the pace.
 Bounded memory shows as the same peak for 1,000 and 10,000 runs: results go to Parquet as chunks finish,
 and at most 4 chunks per worker are in flight.
 
@@ -53,6 +56,11 @@ def _rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(runs: int, workers: int) -> dict:
     """Run the spec of ``runs`` into a temporary folder (in this process); wall time, memory, rows."""
     import pandas as pd
@@ -61,15 +69,25 @@ def measure(runs: int, workers: int) -> dict:
     from ebatch.sweep.run import run_sweep
 
     base_rss = _rss_bytes()
+    cpu_before_s = _cpu_s()
+    first_chunk_s: list[float] = []
+
+    def progress(done: int, total: int) -> None:
+        if done and not first_chunk_s:
+            first_chunk_s.append(time.perf_counter() - t0)
+
     with tempfile.TemporaryDirectory() as folder:
         t0 = time.perf_counter()
-        report = run_sweep(parse_spec(document(runs), "bench"), folder, workers=workers)
+        report = run_sweep(parse_spec(document(runs), "bench"), folder, workers=workers, progress=progress)
         wall_s = time.perf_counter() - t0
         peak_rss = _rss_bytes()
+        client_cpu_s = _cpu_s() - cpu_before_s
         parts = len(list(report.results.glob("part-*.parquet")))
-        rows = len(pd.read_parquet(report.results))
+        table = pd.read_parquet(report.results)
     return {"runs": runs, "workers": workers, "wall_s": wall_s, "runs_per_s": runs / wall_s, "parts": parts,
-            "rows": rows, "client_rss_before_bytes": base_rss, "client_peak_rss_bytes": peak_rss}
+            "rows": len(table), "first_chunk_s": first_chunk_s[0], "sim_wall_s_total": float(table["sim_wall_s"].sum()),
+            "sim_cpu_s_total": float(table["sim_cpu_s"].sum()),
+            "client_cpu_s": client_cpu_s, "client_rss_before_bytes": base_rss, "client_peak_rss_bytes": peak_rss}
 
 
 def _child(runs: int, workers: int) -> dict:
@@ -96,9 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     for runs, workers in cases:
         row = _child(runs, workers)
         rows.append(row)
-        print(f"{runs:>6} runs, {workers} workers: {row['wall_s']:.1f} s ({row['runs_per_s']:.0f} runs/s), "
-              f"{row['parts']} parts, client peak RSS {row['client_peak_rss_bytes'] / 2**20:.0f} MiB "
-              f"(after imports {row['client_rss_before_bytes'] / 2**20:.0f} MiB)", flush=True)
+        busy = row["sim_wall_s_total"] / (row["wall_s"] * max(1, workers))
+        print(f"{runs:>6} runs, {workers} workers: {row['wall_s']:.1f} s ({row['runs_per_s']:.0f} runs/s; first chunk "
+              f"after {row['first_chunk_s']:.1f} s; simulating {100 * busy:.0f} % of workers x wall; "
+              f"{1e3 * row['sim_cpu_s_total'] / runs:.1f} ms CPU per run), "
+              f"{row['parts']} parts, client CPU {row['client_cpu_s']:.1f} s, "
+              f"peak RSS {row['client_peak_rss_bytes'] / 2**20:.0f} MiB "
+              f"(after imports {row['client_rss_before_bytes'] / 2**20:.0f} MiB), "
+              f"load average {os.getloadavg()[0]:.1f}", flush=True)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         machine = f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end"

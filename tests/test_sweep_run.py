@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import ebatch
-from ebatch.experiments.report.compare import flat_row
+from ebatch.sim.results import flat_summary
 from ebatch.sweep import RunConfig, WorkloadConfig, load_spec, parse_spec, plan, run_configs
 from ebatch.sweep.plot import axis_columns
 from ebatch.sweep.run import run_sweep
@@ -60,12 +60,12 @@ def test_results_parquet_has_one_row_per_run_with_config_columns_and_every_summa
     assert set(table["config_hash"]) == set(configs)
     config_columns = ["model", "hardware", "hardware_weight_buffer_bytes", "dataset", "requests", "arrival",
                       "rate_rps", "seed", "policy", "param_batch_size", "param_timesteps", "param_max_wait_s",
-                      "config_hash", "ebatch_version"]
+                      "config_hash", "ebatch_version", "sim_wall_s", "sim_cpu_s"]
     assert set(config_columns) <= set(table.columns)
     assert (table["ebatch_version"] == ebatch.__version__).all()
     for _, row in table.iterrows():
         config = configs[row["config_hash"]]
-        expected = flat_row(single_run(config))
+        expected = flat_summary(single_run(config))
         assert set(expected) <= set(table.columns)
         for key, value in expected.items():  # identical numbers to the serial single-run path
             assert row[key] == value or (pd.isna(row[key]) and value is None), key

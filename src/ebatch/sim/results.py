@@ -14,7 +14,7 @@ from ebatch.sim.steady import steady_state
 from ebatch.step import BatchStep
 from ebatch.workload import Workload
 
-__all__ = ["SimulationResult", "StepLog"]
+__all__ = ["SimulationResult", "StepLog", "flat_summary"]
 
 STEP_COLUMNS = (
     "start_s", "time_s", "energy_j", "layer", "direction", "width", "rows", "useful_cells", "computed_cells",
@@ -123,3 +123,17 @@ class SimulationResult:
             **steady_state(self.finish_s, steps["start_s"].to_numpy(), steps["time_s"].to_numpy(),
                            steps["energy_j"].to_numpy()).to_dict(),
         }
+
+
+def flat_summary(summary: dict) -> dict:
+    """``summary`` with its nested entries spread into columns: ``params`` as ``param_<name>``,
+    ``energy_breakdown_j`` as ``energy_<part>_j`` (for tables: CSV, Parquet)."""
+    flat = {}
+    for key, value in summary.items():
+        if key == "params":
+            flat.update({f"param_{k}": v for k, v in value.items()})
+        elif key == "energy_breakdown_j":
+            flat.update({f"energy_{k}_j": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat

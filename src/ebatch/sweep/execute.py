@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ebatch.experiments.report.compare import flat_row
+from ebatch.sim.results import flat_summary
 from ebatch.sweep.config import RunConfig, simulate_config
 
 __all__ = ["RunResult", "default_chunk_size", "local_cluster", "run_batches", "run_chunk", "run_configs"]
@@ -35,26 +35,29 @@ MIN_IN_FLIGHT = 8
 
 @dataclass(frozen=True)
 class RunResult:
-    """One finished run: its config, ``SimulationResult.summary()`` and the simulation's wall time on its worker."""
+    """One finished run: its config, ``SimulationResult.summary()``, and the simulation's wall time and CPU time
+    (of the thread that ran it) on its worker; on a busy machine the CPU time is the fairer cost."""
 
     config: RunConfig
     summary: dict
     wall_s: float
+    cpu_s: float
 
     def row(self) -> dict:
         """One flat table row: the config's columns, then every summary key (``params`` as ``param_<name>``,
         ``energy_breakdown_j`` as ``energy_<part>_j``; ``hardware`` is the preset's name, ``requests`` the
-        number simulated), then ``sim_wall_s``."""
-        return {**self.config.columns(), **flat_row(self.summary), "sim_wall_s": self.wall_s}
+        number simulated), then ``sim_wall_s`` and ``sim_cpu_s``."""
+        timing = {"sim_wall_s": self.wall_s, "sim_cpu_s": self.cpu_s}
+        return {**self.config.columns(), **flat_summary(self.summary), **timing}
 
 
 def run_chunk(configs: Sequence[RunConfig]) -> list[RunResult]:
     """Simulate each config in turn (what one dask task does)."""
     results = []
     for config in configs:
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.thread_time()
         summary = simulate_config(config)
-        results.append(RunResult(config, summary, time.perf_counter() - t0))
+        results.append(RunResult(config, summary, time.perf_counter() - t0, time.thread_time() - cpu0))
     return results
 
 

@@ -4,8 +4,9 @@
   (both lower is better; by default p99 latency and energy per request), coloured by policy; the runs no
   other run of the panel beats on both are ringed and joined by a step line.
 - **Heatmaps**, one panel per (model, preset, policy) whose runs vary along a grid axis: ``metric`` over
-  the first two axes that vary (policy parameters ``param_*``, hardware overrides ``hardware_*``, then
-  the workload's ``rate_rps``, ``seed``, ``arrival``, ``dataset``), or the two given. Runs that differ
+  the first two axes that vary (in the table's column order: hardware overrides ``hardware_*``, policy
+  parameters ``param_*``, then the workload's ``rate_rps``, ``seed``, ``arrival``, ``dataset``), or the
+  one or two given. Runs that differ
   only along other axes are averaged into one cell (the title says over which).
 
 Raises ``ValueError`` for missing columns or an empty table.
