@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 from ebatch.experiments.report.figures import pyplot, save
@@ -11,7 +12,7 @@ from ebatch.experiments.study.tune import TuneResult
 
 __all__ = ["tune_front_chart", "write_tune"]
 
-MARKERS = ("o", "v", "^", "s", "D", "P", "X", "*", "<", ">", "h", "p")
+MARKERS = ("o", "v", "^", "s", "D", "P", "X", "<", ">", "h", "p", "d")
 
 
 def write_tune(tuned: TuneResult, out_dir: str | Path) -> list[Path]:
@@ -68,7 +69,7 @@ def tune_front_chart(tuned: TuneResult, path) -> Path:
     ax.set_xlabel("p99 latency (s)")
     ax.set_ylabel("energy per request (mJ)")
     ax.set_title(f"tune {tuned.settings.get('model', '')} on {tuned.settings.get('hardware', '')}: "
-                 f"objective {tuned.objective}\n{tuned.settings.get('load', '')}", fontsize=8)
+                 f"objective {tuned.objective}\n" + textwrap.fill(tuned.settings.get("load", ""), 80), fontsize=8)
     ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return save(fig, path)
