@@ -121,7 +121,7 @@ class SimulationResult:
             "dram_weight_bytes": float(steps["dram_weight_bytes"].sum()),
             "mac_utilisation": float(steps["macs"].sum()) / peak if peak > 0 else float("nan"),
             **steady_state(self.finish_s, steps["start_s"].to_numpy(), steps["time_s"].to_numpy(),
-                           steps["energy_j"].to_numpy()).to_dict(),
+                           steps["energy_j"].to_numpy(), steps["useful_cells"].to_numpy()).to_dict(),
         }
 
 

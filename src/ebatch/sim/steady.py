@@ -1,18 +1,22 @@
 """Steady-state figures of a run: throughput and energy over the middle of its completions (docs/metrics.md).
 
 A finite backlog has a fill transient (the first batches start together) and a drain transient (the last,
-partly filled batches), and both weigh more the fewer requests a run has. The steady-state window drops
-them: with ``C`` completions sorted by finish time ``f_(0) <= ... <= f_(C-1)`` and
-``k = floor(trim_fraction x C)``, the window is ``[t_lo, t_hi] = [f_(k), f_(C-1-k)]``, and
+partly filled batches, and a tail of the longest requests run a few at a time), and both weigh more the
+fewer requests a run has. The steady-state window drops them: with ``C`` completions sorted by finish time
+``f_(0) <= ... <= f_(C-1)`` and ``k = floor(trim_fraction x C)``, the window is
+``[t_lo, t_hi] = [f_(k), f_(C-1-k)]``. Inside it, every step counts in proportion to its time inside:
 
-- ``steady_completed`` = completions with ``t_lo < finish_s <= t_hi`` (ties at ``t_lo`` belong to the fill);
-- ``steady_energy_j`` = every step's energy times the fraction of its duration inside the window;
-- ``steady_throughput_rps`` = ``steady_completed / (t_hi - t_lo)``;
-- ``steady_requests_per_j`` = ``steady_completed / steady_energy_j``.
+- ``steady_cells`` and ``steady_energy_j``: useful cells computed and energy spent in the window;
+- ``steady_throughput_rps`` = ``steady_cells / (t_hi - t_lo) / cells_per_request``;
+- ``steady_requests_per_j`` = ``steady_cells / steady_energy_j / cells_per_request``;
 
-With the default ``trim_fraction = 0.1`` the window spans the middle 80% of completions. Figures are NaN
-when the window is empty (fewer than about ``1 / trim_fraction`` completions, or all of them finishing
-at once). Life cycle: ``steady_state(finish_s, step_start_s, step_time_s, step_energy_j)``;
+``cells_per_request`` being the run's useful cells over its completions. The figures count work, not
+completions, because a policy that serves short requests first completes many of them mid-run and leaves
+the long ones to the end: counting completions in the window would credit it with the short requests'
+rate. ``steady_completed`` (completions with ``t_lo < finish_s <= t_hi``) is kept for information. With the
+default ``trim_fraction = 0.1`` the window spans the middle 80% of completions. Figures are NaN when the
+window is empty (fewer than 2 completions, or all finishing at once). Life cycle:
+``steady_state(finish_s, start_s, time_s, energy_j, useful_cells)`` over the steps;
 ``SimulationResult.summary()`` adds its keys.
 """
 
@@ -35,6 +39,7 @@ class SteadyState:
     steady_window_start_s: float
     steady_window_end_s: float
     steady_completed: int
+    steady_cells: float
     steady_energy_j: float
     steady_throughput_rps: float
     steady_requests_per_j: float
@@ -57,16 +62,21 @@ def steady_window(finish_s: np.ndarray, trim_fraction: float = STEADY_TRIM_FRACT
 
 
 def steady_state(finish_s: np.ndarray, step_start_s: np.ndarray, step_time_s: np.ndarray,
-                 step_energy_j: np.ndarray, trim_fraction: float = STEADY_TRIM_FRACTION) -> SteadyState:
-    """The steady-state figures of a run from its requests' finish times and its steps (start, duration, energy)."""
+                 step_energy_j: np.ndarray, step_useful_cells: np.ndarray,
+                 trim_fraction: float = STEADY_TRIM_FRACTION) -> SteadyState:
+    """The steady-state figures of a run from its requests' finish times and its steps."""
     lo, hi, count = steady_window(finish_s, trim_fraction)
     nan = float("nan")
-    if not count or not hi > lo:
-        return SteadyState(lo, hi, 0, nan, nan, nan)
+    useful = np.asarray(step_useful_cells, dtype=float)
+    completed = int(np.count_nonzero(np.isfinite(finish_s)))
+    if not count or not hi > lo or not useful.sum() > 0:
+        return SteadyState(lo, hi, 0, nan, nan, nan, nan)
     start = np.asarray(step_start_s, dtype=float)
     time = np.asarray(step_time_s, dtype=float)
-    energy = np.asarray(step_energy_j, dtype=float)
     overlap = np.clip(np.minimum(start + time, hi) - np.maximum(start, lo), 0.0, None)
     share = np.divide(overlap, time, out=np.zeros_like(overlap), where=time > 0)
-    inside_j = float(np.sum(energy * share))
-    return SteadyState(lo, hi, count, inside_j, count / (hi - lo), count / inside_j if inside_j > 0 else nan)
+    cells = float(np.sum(useful * share))
+    energy = float(np.sum(np.asarray(step_energy_j, dtype=float) * share))
+    per_request = float(useful.sum()) / completed
+    return SteadyState(lo, hi, count, cells, energy, cells / (hi - lo) / per_request,
+                       cells / energy / per_request if energy > 0 else nan)
