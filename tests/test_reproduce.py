@@ -104,7 +104,8 @@ def test_outputs_written(tiny_result, tmp_path):
 
 def test_cli_quick_writes_report_and_benchmark(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ReproduceConfig, "quick", classmethod(
-        lambda cls, **kw: ReproduceConfig(**{**TINY.__dict__, "sensitivity": False, "auto_study": False, **kw})
+        lambda cls, **kw: ReproduceConfig(**{**TINY.__dict__, "sensitivity": False, "auto_study": False,
+                                             "quick_run": True, **kw})
     ))
     bench = tmp_path / "benchmarks.md"
     code = 0
@@ -117,6 +118,9 @@ def test_cli_quick_writes_report_and_benchmark(tmp_path, monkeypatch, capsys):
     assert code == 0
     assert "E-BATCH, geometric mean" in out and "tpu-v1" in out
     assert (tmp_path / "r" / "reproduction.json").exists() and (tmp_path / "doc.md").exists()
+    # a quick run says plainly, in its output and its report, that it is not comparable to the paper
+    assert "not comparable to the paper" in " ".join(out.split())
+    assert "not comparable to the paper's" in (tmp_path / "doc.md").read_text()
     text = bench.read_text()
     assert "<!-- reproduce:begin -->" in text and "cellular" in text and "reproduce --quick" in text
 

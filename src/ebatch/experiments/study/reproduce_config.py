@@ -83,8 +83,8 @@ class ReproduceConfig:
     @classmethod
     def quick(cls, **changes) -> ReproduceConfig:
         """Fewer requests and load points: the ``--quick`` run."""
-        base = dict(requests=300, curve_fractions=(0.4, 0.7, 1.0), sensitivity_requests=120,
-                    sensitivity_request_counts=(60,), auto_requests=500, quick_run=True)
+        base = dict(requests=300, curve_fractions=(0.4, 0.7, 1.0), sensitivity_requests=60,
+                    sensitivity_request_counts=(30,), auto_requests=300, quick_run=True)
         return cls(**{**base, **changes})
 
     def check(self) -> None:
