@@ -84,8 +84,8 @@ def test_outputs_written(tiny_result, tmp_path):
     paths = write_outputs(tiny_result, tmp_path / "out", doc=doc)
     names = {p.name for p in paths}
     assert {"reproduction.json", "reproduction.csv", "headline.csv", "latency_vs_load.csv", "sensitivity.csv",
-            "auto_study.csv", "normalised.png", "energy_breakdown.png", "latency_vs_load.png", "sensitivity.png",
-            "auto_study.png", "reproduction.md"} <= names
+            "auto_study.csv", "convergence.csv", "normalised.png", "energy_breakdown.png", "latency_vs_load.png",
+            "sensitivity.png", "auto_study.png", "reproduction.md"} <= names
     data = json.loads((tmp_path / "out" / "reproduction.json").read_text())
     assert set(data["headline"]) == {"epur", "tpu-v1"}
     assert set(data["headline"]["epur"]) >= set(HEADLINE_KEYS)
@@ -100,6 +100,11 @@ def test_outputs_written(tiny_result, tmp_path):
     assert "| `epur` |" in text and "3.60x" in text and "2.10x" in text  # the paper's figures beside ours
     assert "dram_energy_j_per_byte" in text and "assumption" in text
     assert "timesteps=\"auto\"" in text
+    # the headline's basis and why, energy under load, and the convergence table over every backlog
+    assert "steady state (middle 80% of completions) of the largest offline backlog" in text
+    assert "Second headline: energy per request under load" in text
+    assert "## Convergence of the offline ratios" in text and "4x resampled (96/96)" in text
+    assert len(pd.read_csv(tmp_path / "out" / "convergence.csv")) == 2 * 3 * 2  # presets x backlogs x windows
 
 
 def test_cli_quick_writes_report_and_benchmark(tmp_path, monkeypatch, capsys):

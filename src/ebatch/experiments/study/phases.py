@@ -57,10 +57,6 @@ class PhaseRunner:
         self._stack = ExitStack()
         self._address = scheduler
 
-    @property
-    def parallel(self) -> bool:
-        return self._address is not None
-
     def __enter__(self) -> PhaseRunner:
         if self.scheduler is None and self.workers >= 2:
             cluster = self._stack.enter_context(local_cluster(self.workers, self.processes))
