@@ -1,6 +1,6 @@
 """``ebatch reproduce`` serially and on 2 local dask workers, side by side: wall time and identical numbers.
 
-    python benchmarks/bench_reproduce_workers.py --out results/bench_reproduce_workers.md [--full] [--repeats 2]
+    python benchmarks/bench_reproduce_workers.py --out docs/benchmarks.md [--full] [--repeats 2]
 
 Three ways, alternating (serial, 2 workers, 2 workers in their own sessions, serial, ...) so that other
 load on a shared machine falls on all of them:
@@ -16,8 +16,8 @@ load on a shared machine falls on all of them:
 
 Each run writes its files (JSON, CSVs, report) to a temporary folder, and every run's ``reproduction.json``
 (less its wall times and command) and CSV files must equal the first serial run's. Writes a Markdown section
-with every run's wall time and the speed-ups of the medians to ``--out``. Target (issue 12): identical
-numbers, at least 1.6x faster with 2 workers on a 2-core machine.
+with every run's wall time and the speed-ups of the medians into ``--out`` (its ``reproduce-workers``
+section). Target (issue 12): identical numbers, at least 1.6x faster with 2 workers on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 from distributed import Client
 
 from ebatch.experiments.report.reproduce import write_outputs
+from ebatch.experiments.report.sections import write_section
 from ebatch.experiments.study.reproduce import run_reproduce
 from ebatch.experiments.study.reproduce_config import ReproduceConfig
 from ebatch.sweep import local_cluster
@@ -60,7 +61,8 @@ def _numbers(folder: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, type=Path, help="Markdown file to write the results to.")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="Markdown file whose 'reproduce-workers' section gets the results (docs/benchmarks.md).")
     parser.add_argument("--full", action="store_true", help="The full reproduction (default: --quick).")
     parser.add_argument("--repeats", type=int, default=2, help="Pairs of runs (serial, 2 workers).")
     args = parser.parse_args()
@@ -96,8 +98,7 @@ def main() -> None:
         + ", ".join(f"{way} **{median['serial'] / median[way]:.2f}x**" for way in WAYS[1:]) + " (target >= 1.6x). "
         f"Every run's JSON (less wall times) and CSV files identical to the first: **{'yes' if identical else 'NO'}**.",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n")
+    write_section(args.out, "reproduce-workers", "\n".join(lines))
     print("\n".join(lines))
 
 
