@@ -134,7 +134,8 @@ def _normal_override(spec: HardwareSpec | HostSpec, name: str, value):
     if name not in spec.parameter_names():
         raise ValueError(f"hardware.{name}: {spec.name} has no parameter {name}; "
                          f"choose one of {', '.join(spec.parameter_names())}")
-    declared = {f.name: str(f.type) for f in dataclasses.fields(spec)}[name]  # "int", "bool" or "float"
+    annotation = {f.name: f.type for f in dataclasses.fields(spec)}[name]
+    declared = annotation if isinstance(annotation, str) else annotation.__name__  # "int", "bool" or "float"
     kind = {"int": int, "bool": bool}.get(declared, float)
     _check_type(f"hardware.{name}", value, kind)
     return kind(value)
