@@ -8,12 +8,21 @@ time-steps of one layer direction with ``cells`` useful cells costs::
              + cells x 2 x gate_rows x output_size x recurrent_s_per_flop   (the per-column recurrent products)
              + cells x 2 x gate_rows x input_size  x input_s_per_flop       (the input GEMM)
 
-and a step of several invocations (a non-fused run) pays each. ``energy_j = power_w x time_s``: an
-**estimate** from the preset, named ``estimated_energy_j`` in the breakdown, not a measurement.
+and a step of several invocations (a non-fused run) pays each. With ``weight_bandwidth_bytes_per_s`` > 0
+(optional; 0, the default, leaves it out) the flop terms become a roofline over the step: its arithmetic
+and its weight reads overlap, and the step takes whichever is longer::
+
+    weights_s = (invocations x W_ih bytes + columns x W_hh bytes) / weight_bandwidth_bytes_per_s
+    time_s    = overheads + max(recurrent_s + input_s, weights_s)
+
+(float32 weights, 4 bytes a parameter, as the runtime's executors hold them; W_ih read once per invocation,
+W_hh once per column). ``energy_j = power_w x time_s``: an **estimate** from the preset, named
+``estimated_energy_j`` in the breakdown, not a measurement. Shipped host presets (``h200``) load by name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -21,11 +30,15 @@ from pathlib import Path
 import yaml
 
 from ebatch.hardware.cost import StepCost
+from ebatch.hardware.preset import preset_text
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
 
-__all__ = ["HostCostModel", "HostSpec", "cost_model", "cpu_name", "host_preset_text", "is_host_preset",
-           "load_hardware", "load_host_preset"]
+#: bytes of one weight as the runtime's executors hold it (float32)
+FLOAT32_BYTES = 4
+
+__all__ = ["FLOAT32_BYTES", "HostCostModel", "HostSpec", "cost_model", "cpu_name", "host_preset_text",
+           "is_host_preset", "load_hardware", "load_host_preset"]
 
 
 def cpu_name() -> str:
@@ -49,6 +62,7 @@ class HostSpec:
     recurrent_s_per_flop: float
     input_s_per_flop: float
     power_w: float
+    weight_bandwidth_bytes_per_s: float = 0.0  # optional: 0 leaves the weight-read roofline out
     name: str = "host"
     description: str = ""
     sources: dict = field(default_factory=dict, compare=False)
@@ -56,6 +70,11 @@ class HostSpec:
     @classmethod
     def parameter_names(cls) -> list[str]:
         return [f.name for f in fields(cls) if f.name not in ("name", "description", "sources")]
+
+    @classmethod
+    def optional_names(cls) -> list[str]:
+        """Parameters a preset may leave out (they default to 0: that part of the model is off)."""
+        return ["weight_bandwidth_bytes_per_s"]
 
 
 def _strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
@@ -75,37 +94,45 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_
 
 def _document(path: str | Path) -> dict:
     try:
-        document = yaml.load(Path(path).read_text(), Loader=_Loader)
+        text = preset_text(path)
+        document = yaml.load(text if text is not None else Path(path).read_text(), Loader=_Loader)
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"hardware preset {path}: not valid YAML ({exc})".replace("\n", " ")) from None
     return document if isinstance(document, dict) else {}
 
 
 def is_host_preset(name_or_path: str | Path) -> bool:
-    """Whether ``name_or_path`` is a YAML file with ``kind: host`` (a malformed file is left to the caller)."""
+    """Whether ``name_or_path`` (a shipped preset or a YAML file) has ``kind: host`` (a malformed file is left
+    to the caller)."""
     try:
-        return Path(str(name_or_path)).is_file() and _document(name_or_path).get("kind") == "host"
+        return preset_text(name_or_path) is not None and _document(name_or_path).get("kind") == "host"
     except ValueError:
         return False
 
 
 def load_host_preset(path: str | Path) -> HostSpec:
-    """A host preset file; ``ValueError`` naming the field for unknown, missing or malformed entries."""
+    """A host preset (a shipped name or a file); ``ValueError`` naming the field for unknown, missing or
+    malformed entries."""
     document = _document(path)
     extra = set(document) - {"kind", "name", "description", "parameters"}
     if extra or document.get("kind") != "host" or not isinstance(document.get("parameters"), dict):
         raise ValueError(f"hardware preset {path}: a host preset needs kind: host, name, description, parameters "
                          f"(unknown: {sorted(extra)})")
-    params, names = document["parameters"], HostSpec.parameter_names()
-    if set(params) != set(names):
-        raise ValueError(f"hardware preset {path}: parameters must be exactly {', '.join(names)}; unknown "
-                         f"{sorted(set(params) - set(names))}, missing {sorted(set(names) - set(params))}")
+    params, names, optional = document["parameters"], HostSpec.parameter_names(), HostSpec.optional_names()
+    required = [n for n in names if n not in optional]
+    if not set(required) <= set(params) <= set(names):
+        raise ValueError(f"hardware preset {path}: parameters must be exactly {', '.join(required)} (optional: "
+                         f"{', '.join(optional)}); unknown {sorted(set(params) - set(names))}, missing "
+                         f"{sorted(set(required) - set(params))}")
     values, sources = {}, {}
-    for name in names:
+    for name in [n for n in names if n in params]:
         entry = params[name]
         if not isinstance(entry, dict) or set(entry) != {"value", "source"} or not str(entry["source"]).strip():
             raise ValueError(f"hardware preset {path}: parameter {name} must be {{value: ..., source: '...'}}")
         value = entry["value"]
+        if isinstance(value, str):  # YAML 1.1 reads 4.8e12 (no exponent sign) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"hardware preset {path}: {name} must be a number >= 0, got {value!r}")
         values[name], sources[name] = float(value), str(entry["source"])
@@ -138,14 +165,19 @@ class HostCostModel:
         overhead_s = step.invocations * spec.step_overhead_s + step.width * spec.column_overhead_s
         recurrent_s = cells * 2 * layer.gate_rows * layer.output_size * spec.recurrent_s_per_flop
         input_s = cells * 2 * layer.gate_rows * layer.input_size * spec.input_s_per_flop
-        time_s = overhead_s + recurrent_s + input_s
+        weights_s = 0.0
+        if spec.weight_bandwidth_bytes_per_s > 0:
+            weight_bytes = FLOAT32_BYTES * (step.invocations * layer.input_params + step.width * layer.recurrent_params)
+            weights_s = weight_bytes / spec.weight_bandwidth_bytes_per_s
+        time_s = overhead_s + max(recurrent_s + input_s, weights_s)
         energy_j = spec.power_w * time_s
         return StepCost(time_s, energy_j, {"overhead_s": overhead_s, "recurrent_s": recurrent_s,
-                                           "input_s": input_s, "estimated_energy_j": energy_j})
+                                           "input_s": input_s, "weights_s": weights_s,
+                                           "estimated_energy_j": energy_j})
 
 
 def load_hardware(name_or_path: str | Path):
-    """A host preset (a YAML file with ``kind: host``) or an accelerator preset (a name or a file)."""
+    """A host preset (``kind: host``) or an accelerator preset, by shipped name or YAML file."""
     from ebatch.hardware.preset import load_preset
 
     return load_host_preset(name_or_path) if is_host_preset(name_or_path) else load_preset(name_or_path)

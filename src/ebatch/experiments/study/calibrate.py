@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ebatch.experiments.formatting import json_safe
+from ebatch.hardware.energy import ASSUMED_POWER_W
 from ebatch.hardware.host import HostSpec, cpu_name
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
@@ -73,13 +74,14 @@ def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def measure_steps(model: str | RNNModel, backend: str = "torch", threads: int | None = 1,
                   rows: tuple[int, ...] = (1, 4, 16), columns: tuple[int, ...] = (4, 16, 64), repeats: int = 2,
-                  seed: int = 0) -> list[StepTiming]:
-    """Wall time of each fused step (one per layer direction) over the grid, the first pass not kept."""
+                  seed: int = 0, device: str | None = None) -> list[StepTiming]:
+    """Wall time of each fused step (one per layer direction) over the grid, the first pass not kept
+    (on CUDA it captures the step shapes' graphs). ``device``: ``"cuda"`` for the torch backend on a GPU."""
     from ebatch.runtime.engine import make_executor
     from ebatch.runtime.weights import RNNWeights
 
     model = get_model(model) if isinstance(model, str) else model
-    executor = make_executor(RNNWeights.random(model, seed=seed), backend, threads=threads)
+    executor = make_executor(RNNWeights.random(model, seed=seed), backend, device=device, threads=threads)
     rng = np.random.default_rng(seed)
     timings, request = [], 0
     for repeat in range(repeats + 1):
@@ -104,8 +106,9 @@ def measure_steps(model: str | RNNModel, backend: str = "torch", threads: int | 
 
 
 def fit_host(model: str | RNNModel, timings: list[StepTiming], name: str, source: str,
-             power_w: float) -> Calibration:
-    """The non-negative least-squares fit of the host cost model to ``timings``."""
+             power_w: float, machine: str | None = None) -> Calibration:
+    """The non-negative least-squares fit of the host cost model to ``timings`` (``machine``: what ran them,
+    for the description; this CPU by default)."""
     model = get_model(model) if isinstance(model, str) else model
     a = np.array([_features(model, t) for t in timings])
     b = np.array([t.time_s for t in timings])
@@ -115,21 +118,29 @@ def fit_host(model: str | RNNModel, timings: list[StepTiming], name: str, source
     names = ["step_overhead_s", "column_overhead_s", "recurrent_s_per_flop", "input_s_per_flop"]
     sources = {n: f"{source}; fit of {len(timings)} steps, relative RMS error {rel:.1%}" for n in names}
     sources["power_w"] = "assumption: estimated energy only (power x time), not measured; set with --power-w"
+    sources["weight_bandwidth_bytes_per_s"] = "not fitted: 0 leaves the weight-read roofline out"
     spec = HostSpec(*map(float, coef), power_w=float(power_w), name=name,
-                    description=f"ebatch executor on {cpu_name()}, fitted by ebatch calibrate", sources=sources)
+                    description=f"ebatch executor on {machine or cpu_name()}, fitted by ebatch calibrate",
+                    sources=sources)
     return Calibration(spec, tuple(timings), rel)
 
 
 def calibrate(model: str, backend: str = "torch", threads: int | None = 1, repeats: int = 2,
-              power_w: float = 15.0, rows: tuple[int, ...] = (1, 4, 16),
-              columns: tuple[int, ...] = (4, 16, 64)) -> Calibration:
-    """Measure and fit; the preset's sources name the CPU, backend, threads and date."""
+              power_w: float = ASSUMED_POWER_W, rows: tuple[int, ...] = (1, 4, 16),
+              columns: tuple[int, ...] = (4, 16, 64), device: str | None = None) -> Calibration:
+    """Measure and fit; the preset's sources name the CPU (or GPU), backend, threads and date."""
     if repeats < 1:
         raise ValueError(f"repeats: must be >= 1, got {repeats}")
     if not power_w >= 0:
         raise ValueError(f"power-w: must be >= 0 watts, got {power_w}")
-    timings = measure_steps(model, backend, threads, rows, columns, repeats)
+    timings = measure_steps(model, backend, threads, rows, columns, repeats, device=device)
+    machine = cpu_name()
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        machine = f"{torch.cuda.get_device_name(torch.device(device))} (host CPU {machine})"
     today = datetime.date.today().isoformat()
-    source = f"measured by ebatch calibrate on {cpu_name()} ({backend} backend, {threads or 'default'} threads, " \
+    source = f"measured by ebatch calibrate on {machine} ({backend} backend, {threads or 'default'} threads, " \
              f"{model}), {today}"
-    return fit_host(model, timings, f"{platform.node() or 'host'}-{backend}-{threads or 0}t", source, power_w)
+    name = f"{platform.node() or 'host'}-{backend}{'-' + str(device) if device else ''}-{threads or 0}t"
+    return fit_host(model, timings, name, source, power_w, machine)
