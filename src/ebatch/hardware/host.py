@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from ebatch import strict_yaml
 from ebatch.hardware.cost import StepCost
 from ebatch.hardware.preset import preset_text
 from ebatch.model import RNNModel, get_model
@@ -77,25 +78,12 @@ class HostSpec:
         return ["weight_bandwidth_bytes_per_s"]
 
 
-def _strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
-    duplicates = sorted({k for k in keys if keys.count(k) > 1})
-    if duplicates:
-        raise ValueError(f"host preset: duplicate key(s) {duplicates}")
-    return loader.construct_mapping(node, deep=deep)
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
-
-
 def _document(path: str | Path) -> dict:
     try:
         text = preset_text(path)
-        document = yaml.load(text if text is not None else Path(path).read_text(), Loader=_Loader)
+        document = strict_yaml.load(text if text is not None else Path(path).read_text())
+    except strict_yaml.DuplicateKeyError as exc:
+        raise ValueError(f"host preset {path}: {exc}") from None
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"hardware preset {path}: not valid YAML ({exc})".replace("\n", " ")) from None
     return document if isinstance(document, dict) else {}

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from ebatch import strict_yaml
+
 __all__ = ["DEFAULTS", "HardwareSpec", "load_preset", "preset_names", "preset_text", "PresetError"]
 
 
@@ -78,22 +80,6 @@ class HardwareSpec:
     def assumptions(self) -> list[str]:
         return [k for k, src in self.sources.items() if str(src).lower().startswith("assumption")]
 
-
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that rejects duplicate mapping keys."""
-
-
-def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise PresetError(f"hardware preset: duplicate key {key!r} (line {key_node.start_mark.line + 1})")
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 #: Parameters a preset may leave out: (value, source) giving the cost model's behaviour before they existed.
 DEFAULTS = {
@@ -196,7 +182,9 @@ def load_preset(name_or_path: str | Path) -> HardwareSpec:
             f"hardware: unknown preset {text_path!r}; choose one of {', '.join(preset_names())} or a YAML path"
         )
     try:
-        document = yaml.load(text, Loader=_StrictLoader)
+        document = strict_yaml.load(text)
+    except strict_yaml.DuplicateKeyError as exc:
+        raise PresetError(f"hardware preset {text_path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise PresetError(f"hardware preset {text_path}: not valid YAML ({exc})".replace("\n", " ")) from None
     if isinstance(document, dict) and document.get("kind") == "host":
