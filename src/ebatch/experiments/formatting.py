@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["geomean", "is_number", "json_safe", "markdown_table", "number", "percent", "ratio", "times"]
+__all__ = ["geomean", "is_number", "json_safe", "number", "percent", "ratio", "times"]
 
 
 def is_number(value) -> bool:
@@ -71,10 +71,3 @@ def times(value) -> str:
 def percent(value, decimals: int = 0) -> str:
     """A fraction as a percentage, ``0.256 -> "26%"`` (``decimals`` after the point), or ``"n/a"`` when missing."""
     return f"{100 * value:.{decimals}f}%" if is_number(value) else "n/a"
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table: a header row, a rule, one row per list."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)

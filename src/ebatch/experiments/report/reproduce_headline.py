@@ -6,7 +6,8 @@ convergence rows (whole run and steady state on each backlog) and the cases' run
 
 from __future__ import annotations
 
-from ebatch.experiments.formatting import geomean, markdown_table, number, times
+from ebatch.experiments.formatting import geomean, number, times
+from ebatch.experiments.report.markdown import markdown_table
 from ebatch.experiments.study.reproduce_results import ReproduceResult
 
 __all__ = ["convergence_section", "headline_section", "quick_notice"]

@@ -7,7 +7,9 @@ names; the prose around the numbers says what they mean and where our setting di
 
 from __future__ import annotations
 
-from ebatch.experiments.formatting import markdown_table, number, ratio, times
+from ebatch.experiments.formatting import number, ratio, times
+from ebatch.experiments.report.markdown import markdown_table
+from ebatch.experiments.report.paper_gaps import paper_gaps, tornado_pointer
 from ebatch.experiments.report.reproduce_discussion import discussion
 from ebatch.experiments.report.reproduce_headline import convergence_section, headline_section
 from ebatch.experiments.study.reproduce_config import POLICY_LABELS, policy_specs
@@ -15,7 +17,7 @@ from ebatch.experiments.study.reproduce_results import ReproduceResult
 from ebatch.experiments.study.tune import OBJECTIVE_MEANINGS
 from ebatch.workload.datasets import DEFAULT_SUBWORD_FACTOR
 
-__all__ = ["report"]
+__all__ = ["markdown_table", "report"]
 
 
 def _setup(result: ReproduceResult) -> str:
@@ -185,5 +187,7 @@ def report(result: ReproduceResult) -> str:
         _curves(result),
         _sensitivity(result),
         _auto(result),
+        tornado_pointer(),
+        paper_gaps(result.config),
         _assumptions(result),
     ] if s) + "\n"
