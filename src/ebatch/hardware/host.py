@@ -1,21 +1,32 @@
 """A host cost model (CPU or GPU running ebatch's own executor), fitted by ``ebatch calibrate``.
 
 A host preset has ``kind: host`` next to ``name``, ``description`` and ``parameters`` (each
-``{value, source}``, strict like the accelerator presets). One invocation of a step over ``columns``
-time-steps of one layer direction with ``cells`` useful cells costs::
+``{value, source}``, strict like the accelerator presets). The executor runs a ``BatchStep`` as one call,
+fused or not (one GEMM projects the inputs of all its cells, then one small GEMM and the gate arithmetic
+per column; padded cells are skipped), so a step over ``columns`` time-steps of one layer direction with
+``segments`` segments and ``cells`` useful cells costs::
 
-    time_s = step_overhead_s + columns x column_overhead_s
+    time_s = step_overhead_s                                              (planning, the call itself)
+             + segments x segment_overhead_s     (per-segment bookkeeping: slicing inputs and outputs,
+                                                  loading and saving a request's recurrent state)
+             + columns x column_overhead_s       (per column: the gate arithmetic's calls, the weight read)
              + cells x 2 x gate_rows x output_size x recurrent_s_per_flop   (the per-column recurrent products)
              + cells x 2 x gate_rows x input_size  x input_s_per_flop       (the input GEMM)
 
-and a step of several invocations (a non-fused run) pays each. ``energy_j = power_w x time_s``: an
+A non-fused step (a run of cellular invocations) pays the step overhead once: on a host the weights stay
+in memory between invocations, unlike on an accelerator whose weight buffer is refilled. The executor
+reports a step's completions when the step returns (no notification in the middle of a step), so
+:attr:`HostCostModel.notifies_mid_step` is False and the simulator finishes them at the step's end.
+
+Times are seconds of one core running the executor's thread undisturbed (``ebatch calibrate`` measures
+the thread's CPU time with one thread, wall time otherwise). ``energy_j = power_w x time_s``: an
 **estimate** from the preset, named ``estimated_energy_j`` in the breakdown, not a measurement.
 """
 
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -45,6 +56,7 @@ class HostSpec:
     """The fitted costs of one executor (backend, threads) on one machine; all >= 0."""
 
     step_overhead_s: float
+    segment_overhead_s: float
     column_overhead_s: float
     recurrent_s_per_flop: float
     input_s_per_flop: float
@@ -56,6 +68,14 @@ class HostSpec:
     @classmethod
     def parameter_names(cls) -> list[str]:
         return [f.name for f in fields(cls) if f.name not in ("name", "description", "sources")]
+
+    def on_shared_core(self, cpu_share: float) -> HostSpec:
+        """This host when the executor's thread gets only ``cpu_share`` (0..1] of a core while it runs (a
+        machine shared with other work): every time cost divided by ``cpu_share``; power unchanged."""
+        if not 0 < cpu_share <= 1:
+            raise ValueError(f"cpu_share: must be in (0, 1], got {cpu_share}")
+        times = {n: getattr(self, n) / cpu_share for n in self.parameter_names() if n != "power_w"}
+        return replace(self, **times, description=f"{self.description} (a {cpu_share:.0%} share of a core)")
 
 
 def _strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
@@ -125,6 +145,7 @@ class HostCostModel:
     """Prices a ``BatchStep`` with a :class:`HostSpec`; same interface as the accelerator model."""
 
     notify_latency_s = 0.0  # an answer leaves as soon as its step ends (HTTP time is outside the model)
+    notifies_mid_step = False  # the executor reports completions when a step returns
 
     def __init__(self, spec: HostSpec, model: str | RNNModel) -> None:
         self.spec, self.model = spec, get_model(model) if isinstance(model, str) else model
@@ -135,7 +156,8 @@ class HostCostModel:
     def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
         layer, spec = self.model.layers[step.layer], self.spec
         cells = step.useful_cells
-        overhead_s = step.invocations * spec.step_overhead_s + step.width * spec.column_overhead_s
+        overhead_s = (spec.step_overhead_s + step.seg_row.size * spec.segment_overhead_s
+                      + step.width * spec.column_overhead_s)
         recurrent_s = cells * 2 * layer.gate_rows * layer.output_size * spec.recurrent_s_per_flop
         input_s = cells * 2 * layer.gate_rows * layer.input_size * spec.input_s_per_flop
         time_s = overhead_s + recurrent_s + input_s
