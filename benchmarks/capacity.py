@@ -34,7 +34,7 @@ import numpy as np
 
 from ebatch.bench.loadgen import run_load
 from ebatch.bench.maxrate import find_max_rate
-from ebatch.bench.predict import ServerModel, simulated_max_rate
+from ebatch.bench.predict import ServerModel, simulated_load, simulated_max_rate
 from ebatch.bench.schedule import make_schedule
 from ebatch.bench.server_process import ServerProcess, cpu_share
 from ebatch.bench.throughput_check import check_throughput
@@ -52,7 +52,8 @@ SLO_S = {"lstm-2x512": 4.0, "eesen": 10.0}
 PROBE_S_PER_SLO = 1.5  # a probe sends for 1.5 x SLO seconds
 TIMEOUT_PER_SLO = 1.1  # a request unanswered after 1.1 x SLO has failed it anyway
 MAX_PROBE_REQUESTS = 400
-GROWTH = 1.25  # the search's bracketing factor: it starts at the prediction
+GROWTH = 1.25  # the search's bracketing factor: it starts near the prediction
+START_FRACTION = 0.8  # ... a little under it, so that the first probe more likely passes
 TOLERANCE = 0.12
 FIXED_T = (16, 32, 64, 128)  # E-BATCH's fixed window: the simulator picks the best for each model
 ARRIVALS = {"poisson": 1.0, "gamma": 2.0}  # arrival process: coefficient of variation of the gaps
@@ -68,6 +69,7 @@ class CapacityRow:
     measured_rps: float
     failed_above_rps: float | None
     probes: int
+    probes_agreeing: int
     predicted_rps: float
     predicted_own_core_rps: float
     cpu_share: float
@@ -126,31 +128,40 @@ def request_overhead_s(server: ServerProcess, length: int, input_size: int, repe
 
 def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, max_probes: int,
            seed: int) -> CapacityRow:
-    """The real search from the simulated prediction, then the prediction at the share the search got."""
+    """The real search from (a little under) the simulated prediction, then the prediction again at the share of
+    a core the server's threads got during the probes that decided the answer; each real probe is also
+    simulated at its own share (does the simulator agree that it passed or failed?)."""
     cv = ARRIVALS[arrival]
     bounds = {"requests": MAX_PROBE_REQUESTS, "duration_s": PROBE_S_PER_SLO * slo_s, "cv": cv, "seed": seed}
     timeout_s = TIMEOUT_PER_SLO * slo_s
-    guess = simulated_max_rate(sim, WORKLOAD, arrival, slo_s, 1.0, rel_tolerance=0.02, max_probes=24,
-                               timeout_s=timeout_s, **bounds).max_rate_rps or 0.5
+
+    def predicted(share: float, start_rps: float) -> float:
+        return simulated_max_rate(replace(sim, cpu_share=share), WORKLOAD, arrival, slo_s, start_rps,
+                                  rel_tolerance=0.02, max_probes=24, timeout_s=timeout_s, **bounds).max_rate_rps
+
+    guess = START_FRACTION * predicted(sim.cpu_share, 1.0) or 0.5
+    shares, agree = {}, []
 
     def probe(rate_rps: float):
         schedule = make_schedule(WORKLOAD, arrival, rate_rps, **bounds)
+        before = server.cpu()
         result = run_load(schedule, server.url, server.name, slo_s, timeout_s, seed).result
-        print(f"    {rate_rps:.3g}/s: p99 {result.p99_s:.3g} s, {result.ok}/{result.requests} ok", file=sys.stderr)
+        share = cpu_share(before, server.cpu()) if before is not None else 1.0
+        shares[rate_rps] = share
+        expected = simulated_load(replace(sim, cpu_share=share), schedule, slo_s, timeout_s)
+        agree.append(expected.slo_met == result.slo_met)
+        print(f"    {rate_rps:.3g}/s: p99 {result.p99_s:.3g} s ({expected.p99_s:.3g} s simulated), "
+              f"{result.ok}/{result.requests} ok, share {share:.2f}", file=sys.stderr)
         return result
 
-    begin, cpu_before = time.perf_counter(), server.cpu()
+    begin = time.perf_counter()
     found = find_max_rate(probe, guess, TOLERANCE, max_probes, GROWTH)
-    share = cpu_share(cpu_before, server.cpu()) if cpu_before is not None else 1.0
     elapsed = time.perf_counter() - begin
-    predicted = {}
-    for key, s in (("shared", share), ("own", 1.0)):
-        predicted[key] = simulated_max_rate(replace(sim, cpu_share=s), WORKLOAD, arrival, slo_s, guess,
-                                            rel_tolerance=0.02, max_probes=24, timeout_s=timeout_s,
-                                            **bounds).max_rate_rps
     failed = [p.rate_rps for p in found.probes if not p.slo_met and p.rate_rps > found.max_rate_rps]
+    deciding = [r for r in (found.max_rate_rps, min(failed, default=None)) if r in shares]
+    share = float(np.mean([shares[r] for r in deciding]))
     return CapacityRow(sim.model.name, "", arrival, found.max_rate_rps, min(failed) if failed else None,
-                       len(found.probes), predicted["shared"], predicted["own"], share, elapsed)
+                       len(found.probes), sum(agree), predicted(share, guess), predicted(1.0, guess), share, elapsed)
 
 
 def fixed_timesteps(sim: ServerModel, slo_s: float) -> int:
@@ -237,16 +248,19 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
     within = [abs(c.ratio - 1) <= 0.15 for c in page["throughput"]]
     lines += ["", f"Within 15 %: {sum(within)} of {len(within)}.", "",
               "**Highest rate at the p99 SLO** (measured: the highest passing probe, and the lowest failing "
-              "one above it; predicted: the same search simulated on the same schedules at the share of a core "
-              "the server's threads got during the measured search; own core: at share 1):", "",
-              "| model | SLO | arrival | policy | measured req/s | failed at | probes | predicted | predicted / "
-              "measured | share | own core | search |",
+              "one above it; probes: how many the search ran, and for how many of them the simulator, at the "
+              "share of a core the server's threads got during that probe, agrees that it passed or failed; "
+              "predicted: the same search simulated on the same schedules at the share measured during the two "
+              "probes that decided the answer; own core: at share 1):", "",
+              "| model | SLO | arrival | policy | measured req/s | failed at | probes (simulated alike) | predicted | "
+              "predicted / measured | share | own core | search |",
               "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in page["capacity"]:
         failed = f"{r.failed_above_rps:.3g}" if r.failed_above_rps else "-"
         lines.append(f"| {r.model} | {SLO_S[r.model]:g} s | {r.arrival} | {r.label} | {r.measured_rps:.3g} | "
-                     f"{failed} | {r.probes} | {r.predicted_rps:.3g} | **{_ratio(r.predicted_rps, r.measured_rps)}** "
-                     f"| {r.cpu_share:.2f} | {r.predicted_own_core_rps:.3g} | {r.search_s:.0f} s |")
+                     f"{failed} | {r.probes} ({r.probes_agreeing}) | {r.predicted_rps:.3g} | "
+                     f"**{_ratio(r.predicted_rps, r.measured_rps)}** | {r.cpu_share:.2f} | "
+                     f"{r.predicted_own_core_rps:.3g} | {r.search_s:.0f} s |")
     ok = [r.measured_rps > 0 and abs(r.predicted_rps / r.measured_rps - 1) <= 0.2 for r in page["capacity"]]
     lines += ["", f"Within 20 %: {sum(ok)} of {len(ok)}. Request overhead added to every predicted latency: "
               + ", ".join(f"{m} {s * 1e3:.1f} ms" for m, s in page["overheads"]) + ".", ""]
