@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ebatch.bench.server_process import ServerProcess
-from ebatch.experiments.report import write_section
+from ebatch.experiments.report.sections import write_section
 from ebatch.model import get_model
 from ebatch.runtime import Engine, RNNWeights
 from ebatch.workload import Workload

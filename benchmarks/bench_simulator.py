@@ -14,7 +14,7 @@ Usage::
     python benchmarks/bench_simulator.py --json rows.json --repeat 1 --cases eesen
 
 ``--out`` regenerates only the ``simulator`` section of the file
-(:func:`ebatch.experiments.report.write_section`), so other benchmarks can share the page.
+(:func:`ebatch.experiments.report.sections.write_section`), so other benchmarks can share the page.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 import ebatch
-from ebatch.experiments.report import write_section
+from ebatch.experiments.report.sections import write_section
 from ebatch.hardware.host import cpu_name
 from ebatch.workload import Workload
 

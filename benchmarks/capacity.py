@@ -1,6 +1,7 @@
 """Capacity benchmark (issue 11): the highest request rate each batching policy serves at a p99 SLO, measured
 with ``ebatch loadgen``'s search against ``ebatch serve`` on 127.0.0.1, next to the simulator's prediction
-from a host preset calibrated on this machine minutes before; writes the ``capacity`` section of ``--out``.
+from a host preset calibrated on this machine minutes before; prints a markdown section and, with ``--out``,
+writes it as the ``capacity`` section of that file.
 
 Per served model (torch backend, 1 thread, B=16, LibriSpeech test-clean lengths, random weights seed 0):
 
@@ -35,13 +36,13 @@ import numpy as np
 from ebatch.bench.loadgen import run_load
 from ebatch.bench.maxrate import find_max_rate
 from ebatch.bench.predict import ServerModel, simulated_load, simulated_max_rate
+from ebatch.bench.runtime import bench_model
 from ebatch.bench.schedule import make_schedule
 from ebatch.bench.server_process import ServerProcess, cpu_share
 from ebatch.bench.throughput_check import check_throughput
-from ebatch.experiments.calibrate import calibrate
-from ebatch.experiments.report import write_section
+from ebatch.experiments.report.sections import write_section
+from ebatch.experiments.study.calibrate import calibrate
 from ebatch.hardware.host import HostSpec, cpu_name
-from ebatch.runtime.bench import bench_model
 from ebatch.runtime.weights import RNNWeights
 from ebatch.workload import Workload
 
@@ -298,7 +299,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="throughput check: runs per policy (fastest kept)")
     parser.add_argument("--calibration-repeats", type=int, default=None, help="default 2 (quick 1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="docs/serving-capacity.md")
+    parser.add_argument("--out", type=Path, help="Markdown file whose 'capacity' section to (re)write, e.g. "
+                        "docs/serving-capacity.md (without it, the section is only printed)")
     args = parser.parse_args()
     args.models = (args.models or ("lstm-2x512" if args.quick else "lstm-2x512,eesen")).split(",")
     args.arrivals = (args.arrivals or ("poisson" if args.quick else "poisson,gamma")).split(",")
@@ -324,7 +326,8 @@ def main() -> None:
     load_after = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     command = " ".join(["python benchmarks/capacity.py", *sys.argv[1:]])
     text = markdown(page, command, time.perf_counter() - begin, (load_before, load_after))
-    write_section(Path(args.out), "capacity", text, title="# Serving capacity")
+    if args.out:
+        write_section(args.out, "capacity", text, title="# Serving capacity")
     print(text)
 
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ebatch.bench.peers import limit_cells_per_s, run_peer, torch_module
 from ebatch.model import Layer, RNNModel, get_model
 from ebatch.runtime import Engine, RNNWeights
-from ebatch.runtime.peers import limit_cells_per_s, run_peer, torch_module
 from ebatch.workload import Workload
 
 POLICIES = [
@@ -156,7 +156,7 @@ def target_lines(rows: list[dict]) -> list[str]:
 
 
 def render(json_path: str, section_path: str) -> int:
-    from ebatch.experiments.report import write_section
+    from ebatch.experiments.report.sections import write_section
 
     result = json.loads(Path(json_path).read_text())
     write_section(section_path, "gpu", markdown(result, "python scripts/gpu_check.py --out DIR"))

@@ -3,9 +3,11 @@ the cost formula, and compare() simulates with a host preset."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from ebatch.experiments.calibrate import StepTiming, calibrate, fit_host
+from ebatch.experiments.study.calibrate import StepTiming, calibrate, fit_host
 from ebatch.hardware.host import HostCostModel, HostSpec, host_preset_text, load_hardware, load_host_preset
 from ebatch.model import Layer, RNNModel
 from ebatch.step import BatchStep
@@ -40,10 +42,13 @@ def test_fit_recovers_known_coefficients():
     for name in ("step_overhead_s", "segment_overhead_s", "column_overhead_s", "recurrent_s_per_flop",
                  "input_s_per_flop"):
         assert getattr(fitted.spec, name) == pytest.approx(getattr(SPEC, name), rel=1e-4)
+    data = json.loads(json.dumps(fitted.to_json(), allow_nan=False))
+    assert data["name"] == "h" and len(data["timings"]) == len(timings)
+    assert data["parameters"]["power_w"] == 5.0 and data["timings"][0]["columns"] == timings[0].columns
 
 
 def test_calibrate_writes_a_strict_preset_that_compare_simulates(tmp_path):
-    from ebatch.experiments.compare import compare
+    from ebatch.experiments.study.compare import compare
 
     result = calibrate("lstm-2x512", backend="numpy", threads=None, repeats=1, rows=(1, 2), columns=(2, 4),
                        policy_requests=4)

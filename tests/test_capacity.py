@@ -82,7 +82,7 @@ def test_serve_takes_policy_parameters():
 def test_calibrated_preset_predicts_a_small_real_run():
     pytest.importorskip("torch")
     from ebatch.bench.throughput_check import check_throughput
-    from ebatch.experiments.calibrate import calibrate
+    from ebatch.experiments.study.calibrate import calibrate
     from ebatch.runtime.weights import RNNWeights
 
     model = RNNModel("small", (Layer("lstm", 32, 64), Layer("lstm", 64, 64)))

@@ -11,7 +11,7 @@ import pytest
 
 import ebatch
 from ebatch.cli import main
-from ebatch.experiments.compare import (
+from ebatch.experiments.study.compare import (
     apply_defaults,
     compare,
     comparison_rows,

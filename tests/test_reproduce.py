@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
+from importlib import resources
 
 import pandas as pd
 import pytest
 
 from ebatch.cli import main
-from ebatch.experiments import reproduce as rep
-from ebatch.experiments.reproduce import HEADLINE_KEYS, Network, ReproduceConfig, geomean, run_reproduce
-from ebatch.experiments.reproduce_report import write_outputs
+from ebatch.experiments.formatting import geomean
+from ebatch.experiments.report.reproduce import write_outputs
+from ebatch.experiments.report.reproduce_discussion import discussion
+from ebatch.experiments.study.reproduce import run_reproduce
+from ebatch.experiments.study.reproduce_config import HEADLINE_KEYS, Network, ReproduceConfig
 
 TINY = ReproduceConfig(
     networks=(Network("tiny-bilstm", "wmt21-en-de"), Network("tiny-lstm", "librispeech-test-clean", 20.0)),
@@ -37,36 +41,36 @@ def test_geomean():
 
 
 def test_every_case_and_the_headline(tiny_result):
-    cases = tiny_result["cases"]
-    assert {(c["network"], c["preset"]) for c in cases} == {
+    cases = tiny_result.cases
+    assert {(c.network, c.preset) for c in cases} == {
         (n.model, p) for n in TINY.networks for p in ("epur", "tpu-v1")
     }
     for case in cases:
-        assert set(case["policies"]) == {"padding", "padding-sorted", "cellular", "ebatch"}
-        for entry in case["policies"].values():
+        assert set(case.policies) == {"padding", "padding-sorted", "cellular", "ebatch"}
+        for entry in case.policies.values():
             for run in ("offline", "poisson", "trace"):
-                assert entry[run]["completed"] == TINY.requests
-        assert case["saturation_policy"] != "ebatch"
-        assert case["load_rps"] == pytest.approx(TINY.load_fraction * case["saturation_rps"])
-        assert all(math.isfinite(v) and v > 0 for v in case["ratios"].values())
-        assert case["tuned_timesteps"] in [p["timesteps"] for p in case["tune"]["points"]]
-        assert [p["fraction"] for p in case["curve"]] == list(TINY.curve_fractions)
+                assert getattr(entry, run).completed == TINY.requests
+        assert case.saturation_policy != "ebatch"
+        assert case.load_rps == pytest.approx(TINY.load_fraction * case.saturation_rps)
+        assert all(math.isfinite(v) and v > 0 for v in case.ratios.values())
+        assert case.tuned_timesteps in [p["timesteps"] for p in case.tune.points]
+        assert [p.fraction for p in case.curve] == list(TINY.curve_fractions)
     for preset in ("epur", "tpu-v1"):
-        head = tiny_result["headline"][preset]
+        head = tiny_result.headline[preset]
         assert set(head) >= set(HEADLINE_KEYS)
         assert all(math.isfinite(v) and v > 0 for v in head.values())
-        ratios = [c["ratios"]["throughput_vs_cellular"] for c in cases if c["preset"] == preset]
+        ratios = [c.ratios["throughput_vs_cellular"] for c in cases if c.preset == preset]
         assert head["throughput_vs_cellular"] == pytest.approx(geomean(ratios))
     # sensitivity: 5 DRAM + 5 buffer + 4 batch-size + 2 request-count variants per preset
-    assert len(tiny_result["sensitivity"]) == 2 * 16
-    base = [r for r in tiny_result["sensitivity"] if r["parameter"] == "dram_energy_j_per_byte" and r["factor"] == 1]
+    assert len(tiny_result.sensitivity) == 2 * 16
+    base = [r for r in tiny_result.sensitivity if r.parameter == "dram_energy_j_per_byte" and r.factor == 1]
     for row in base:  # the 1x variant on the main runs' requests repeats the headline
-        head = tiny_result["headline"][row["preset"]]
-        assert row["throughput_vs_cellular"] == pytest.approx(head["throughput_vs_cellular"])
-    assert all(math.isfinite(r["energy_efficiency_vs_cellular"]) for r in tiny_result["sensitivity"])
-    auto = tiny_result["auto_study"]
-    assert len(auto) == 4 and all(r["auto_completed"] == TINY.auto_requests for r in auto)
-    assert all(r["best_fixed_latency_p99_s"] <= r["latency_slo_s"] for r in auto)
+        head = tiny_result.headline[row.preset]
+        assert row.throughput_vs_cellular == pytest.approx(head["throughput_vs_cellular"])
+    assert all(math.isfinite(r.energy_efficiency_vs_cellular) for r in tiny_result.sensitivity)
+    auto = tiny_result.auto_study
+    assert len(auto) == 4 and all(r.auto_completed == TINY.auto_requests for r in auto)
+    assert all(r.best_fixed_latency_p99_s <= r.latency_slo_s for r in auto)
 
 
 def test_outputs_written(tiny_result, tmp_path):
@@ -93,7 +97,7 @@ def test_outputs_written(tiny_result, tmp_path):
 
 
 def test_cli_quick_writes_report_and_benchmark(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(rep.ReproduceConfig, "quick", classmethod(
+    monkeypatch.setattr(ReproduceConfig, "quick", classmethod(
         lambda cls, **kw: ReproduceConfig(**{**TINY.__dict__, "sensitivity": False, "auto_study": False, **kw})
     ))
     bench = tmp_path / "benchmarks.md"
@@ -116,3 +120,27 @@ def test_bad_config_fails_before_running():
         run_reproduce(ReproduceConfig(networks=(Network("eesen", "no-such-set"),)))
     with pytest.raises(ValueError, match="model"):
         run_reproduce(ReproduceConfig(networks=(Network("no-such-model", "wmt21-en-de"),)))
+
+
+
+def test_prose_follows_the_configuration(tiny_result):
+    text = discussion(tiny_result)
+    assert f"{TINY.load_fraction:g} x the best baseline's" in text
+    assert "1 of the 2 networks have a bidirectional layer" in text and "`tiny-bilstm`" in text
+    assert "0.5 x the best baseline's" in discussion(replace(tiny_result, config=replace(TINY, load_fraction=0.5)))
+    unidirectional = replace(tiny_result, cases=tuple(c for c in tiny_result.cases if c.network == "tiny-lstm"))
+    assert "bidirectional layer" not in discussion(unidirectional)
+
+
+def test_prose_follows_the_presets(tiny_result, tmp_path):
+    text = discussion(tiny_result)
+    assert "DRAM at 5 pJ/bit" in text and "(2 MiB, assumed, for `epur`)" in text
+    assert "the published 28 W static power" in text
+    shipped = resources.files("ebatch.hardware").joinpath("presets", "epur.yaml").read_text()
+    changed = (shipped.replace("dram_energy_j_per_byte: {value: 4.0e-11", "dram_energy_j_per_byte: {value: 8.0e-11")
+               .replace("activation_buffer_bytes: {value: 2097152", "activation_buffer_bytes: {value: 4194304"))
+    path = tmp_path / "epur-changed.yaml"  # still named epur, so the cases match it
+    path.write_text(changed)
+    text = discussion(replace(tiny_result, config=replace(TINY, presets=(str(path), "tpu-v1"))))
+    assert "DRAM at 10 pJ/bit" in text and "(4 MiB, assumed, for `epur`)" in text
+    assert "5 pJ/bit" not in text and "2 MiB" not in text

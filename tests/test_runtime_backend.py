@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import ebatch
+from ebatch.bench.measured import measured_vs_simulated
 from ebatch.model import get_model
-from ebatch.runtime import ExecutorBackend, NumpyExecutor, RNNWeights, measured_vs_simulated
+from ebatch.runtime import ExecutorBackend, NumpyExecutor, RNNWeights
 from ebatch.sim import Simulator
 
 MODEL = get_model("tiny-bilstm")

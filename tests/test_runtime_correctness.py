@@ -72,7 +72,7 @@ def make_model(cell: str, layers: int, bidirectional: bool, input_size: int, hid
 
 
 def check_all(weights: RNNWeights, sequences, batch_size: int, timesteps: int, backend: str) -> int:
-    from ebatch.runtime.peers import torch_module
+    from ebatch.bench.peers import torch_module
 
     module = torch_module(weights)
     expected = reference(module, sequences)
@@ -164,7 +164,7 @@ def test_from_torch_module_options_and_safetensors_round_trip(tmp_path):
 def test_accepts_torch_tensors_and_arrivals():
     import torch
 
-    from ebatch.runtime.peers import torch_module
+    from ebatch.bench.peers import torch_module
 
     weights = RNNWeights.random(make_model("lstm", 2, False, 3, 5), seed=0)
     module = torch_module(weights)

@@ -10,7 +10,7 @@ import pytest
 
 import ebatch
 from ebatch.cli import main
-from ebatch.experiments.tune import choose, pareto_front, timestep_grid, tune
+from ebatch.experiments.study.tune import choose, pareto_front, timestep_grid, tune
 
 
 def test_timestep_grid_doubles_up_to_the_longest_sequence():

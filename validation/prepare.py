@@ -3,15 +3,18 @@
 Runs in ebatch's own environment (``.venv``); the tools run in theirs and never import ebatch.
 Writes, under ``validation/work/``:
 
-- ``gemms.json``: every zoo layer's two matrix products (input projection ``W_ih``: M = B cells,
-  K = input size, N = gates x hidden; recurrent ``W_hh``: M = B, K = hidden, N = gates x hidden) at each
-  batch size, with ebatch's ``tpu-v1`` compute cycles (:func:`ebatch.hardware.cost.gemm_cycles`, weights
-  double-buffered as in the preset) and the same formula without double buffering.
+- ``gemms.json``: per preset (``tpu-v1``, ``epur``), every zoo layer's two matrix products (input
+  projection ``W_ih``: M = B cells, K = input size, N = gates x hidden; recurrent ``W_hh``: M = B,
+  K = hidden, N = gates x hidden) at each batch size, with ebatch's compute cycles
+  (:func:`ebatch.hardware.cost.gemm_cycles`, weights double-buffered as in the preset) and the same formula
+  without double buffering, and the SCALE-Sim configuration of the preset's array.
 - ``ebatch_energy.json``: ebatch's energy per memory level and for the MACs of one GEMM, per preset,
   from the cost phases (:func:`weight_traffic`, :func:`activation_traffic`, :func:`gemm_cycles`), and
   a check that the per-product split adds back up to ``AcceleratorModel.cost`` of the whole step.
-- ``zigzag/<preset>/{accelerator,mapping,workload}.yaml``: a ZigZag description of that GEMM on an
-  accelerator built from the preset (:mod:`zigzag_inputs`).
+- ``latency.json``: the latency cases of :mod:`latency` (double buffering, compute/DRAM overlap).
+- ``sequences.json``: the invocation sequences of :mod:`sequences` (policies' steps, cut into GEMMs).
+- ``zigzag/<job>/{accelerator,mapping,workload}.yaml`` for every ZigZag evaluation (:mod:`zigzag_inputs`),
+  listed in ``zigzag_jobs.json`` (``id``, ``folder``, ``opt``).
 
 Usage: ``.venv/bin/python validation/prepare.py [--work validation/work]``.
 """
@@ -23,6 +26,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from latency import latency_cases
+from sequences import SCENARIOS, gemm_job_id, scenario_invocations
 from zigzag_inputs import write_zigzag_inputs
 
 from ebatch.hardware import AcceleratorModel
@@ -31,23 +36,25 @@ from ebatch.hardware.preset import load_preset
 from ebatch.model import ZOO
 from ebatch.step import BatchStep
 
-__all__ = ["BATCH_SIZES", "ENERGY_GEMM", "cycles_table", "gemm_energy"]
+__all__ = ["BATCH_SIZES", "ENERGY_GEMM", "cycles_table", "gemm_energy", "split_check"]
 
-BATCH_SIZES = (1, 8, 64, 256)
-CYCLES_PRESET = "tpu-v1"
+#: batch sizes of the cycle table per preset (SCALE-Sim's compute model on epur's 16-row array takes
+#: about a minute per B = 256 GEMM of the largest layers, so epur stops at 64)
+BATCH_SIZES = {"tpu-v1": (1, 8, 64, 256), "epur": (1, 8, 64)}
+SCALESIM_CONFIGS = {"tpu-v1": "validation/configs/scalesim_tpu_v1.cfg", "epur": "validation/configs/scalesim_epur.cfg"}
 ENERGY_PRESETS = ("tpu-v1", "epur")
 #: The GEMM whose energy is compared: EESEN layer 1's input projection at B = 64.
 ENERGY_GEMM = {"model": "eesen", "layer": 0, "product": "W_ih", "batch": 64}
 
 
-def cycles_table(preset: str = CYCLES_PRESET) -> dict:
+def cycles_table(preset: str) -> dict:
     """ebatch's compute cycles of every zoo layer's products at every batch size on ``preset``."""
     spec = load_preset(preset)
     rows = []
     for model in ZOO.values():
         for index, layer in enumerate(model.layers):
             products = (("W_ih", layer.input_size), ("W_hh", layer.hidden_size))
-            for batch in BATCH_SIZES:
+            for batch in BATCH_SIZES[preset]:
                 for product, k in products:
                     n = layer.gate_rows
                     args = (batch, k, n, spec.array_rows, spec.array_cols)
@@ -60,7 +67,8 @@ def cycles_table(preset: str = CYCLES_PRESET) -> dict:
                     })
     return {
         "preset": preset, "array_rows": spec.array_rows, "array_cols": spec.array_cols,
-        "weights_double_buffered": spec.weights_double_buffered, "batch_sizes": list(BATCH_SIZES), "gemms": rows,
+        "weights_double_buffered": spec.weights_double_buffered, "batch_sizes": list(BATCH_SIZES[preset]),
+        "scalesim_config": SCALESIM_CONFIGS[preset], "gemms": rows,
     }
 
 
@@ -142,9 +150,14 @@ def main() -> None:
     parser.add_argument("--work", default=str(Path(__file__).parent / "work"))
     work = Path(parser.parse_args().work)
     work.mkdir(parents=True, exist_ok=True)
+    jobs = []
 
-    table = cycles_table()
-    (work / "gemms.json").write_text(json.dumps(table, indent=1))
+    def job(job_id: str, spec, m: int, k: int, n: int, opt: str, **where) -> None:
+        write_zigzag_inputs(spec, m, k, n, work / "zigzag" / job_id, **where)
+        jobs.append({"id": job_id, "folder": f"zigzag/{job_id}", "opt": opt})
+
+    tables = {preset: cycles_table(preset) for preset in BATCH_SIZES}
+    (work / "gemms.json").write_text(json.dumps({"presets": tables}, indent=1))
 
     g = ENERGY_GEMM
     layer = ZOO[g["model"]].layers[g["layer"]]
@@ -153,9 +166,29 @@ def main() -> None:
     for preset in ENERGY_PRESETS:
         energy["presets"][preset] = gemm_energy(preset, m, k, n)
         energy["split_check"][preset] = split_check(preset, g["model"], g["layer"], g["batch"])
-        write_zigzag_inputs(load_preset(preset), m, k, n, work / "zigzag" / preset)
+        job(preset, load_preset(preset), m, k, n, "energy")
     (work / "ebatch_energy.json").write_text(json.dumps(energy, indent=1))
-    print(f"prepare: {len(table['gemms'])} GEMMs, energy GEMM m={m} k={k} n={n}, inputs in {work}")
+
+    cases = latency_cases()
+    for case in cases:
+        spec = load_preset(case["preset"])
+        if case["variant"] == "buffer-sb":
+            spec = spec.replace(weights_double_buffered=False)
+        job(case["job"], spec, case["m"], case["k"], case["n"], "latency",
+            weights_in_dram=case["variant"] == "dram")
+    (work / "latency.json").write_text(json.dumps(cases, indent=1))
+
+    scenarios = [scenario_invocations(name) for name in SCENARIOS]
+    for s in scenarios:
+        for gemm in s["gemms"]:
+            gemm["job"] = gemm_job_id(s["preset"], gemm)
+            if gemm["job"] not in {j["id"] for j in jobs}:
+                job(gemm["job"], load_preset(s["preset"]), gemm["m"], gemm["k"], gemm["n"], "energy",
+                    weights_in_dram=gemm["weights_in_dram"], outputs_in_dram=gemm["outputs_in_dram"])
+    (work / "sequences.json").write_text(json.dumps(scenarios, indent=1))
+    (work / "zigzag_jobs.json").write_text(json.dumps(jobs, indent=1))
+    print(f"prepare: {sum(len(t['gemms']) for t in tables.values())} GEMMs for SCALE-Sim, {len(jobs)} ZigZag "
+          f"jobs ({len(cases)} latency cases, {len(scenarios)} sequences), inputs in {work}")
 
 
 if __name__ == "__main__":

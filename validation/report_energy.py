@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 
-from report_cycles import THRESHOLD, _pct, _table, rel
+from report_cycles import THRESHOLD, pct, rel, table
 
-__all__ = ["energy_section", "largest_energy_difference"]
+__all__ = ["energy_section", "largest_energy_difference", "zigzag_level"]
 
 _READS = ("rd_out_to_low", "rd_out_to_high")
 _WRITES = ("wr_in_by_high", "wr_in_by_low")
 
 
-def _zz(run: dict, operand: str | None = None, memory: str | None = None, names: tuple = ()) -> dict:
+def zigzag_level(run: dict, operand: str | None = None, memory: str | None = None, names: tuple = ()) -> dict:
     """ZigZag energy and read/write energy of the levels matching operand and memory (or memory names)."""
     sel = [lv for lv in run["levels"] if (operand is None or lv["operand"] == operand)
            and (memory is None or lv["memory"] == memory) and (not names or lv["memory"] in names)]
@@ -44,9 +44,9 @@ def _derived_rows(eb: dict, run: dict) -> list[dict]:
     rows_, cols = c["array"]
     sram, dram = c["sram_j_per_byte"], c["dram_j_per_byte"]
     out_bytes = m * n * c["bytes_per_accumulator"]
-    w_dram, w_sram = _zz(run, "W", "dram"), _zz(run, "W", "weight_buffer")
-    i_sram, o_sram = _zz(run, "I", "activation_buffer"), _zz(run, "O", "activation_buffer")
-    act_dram = _zz(run, None, "dram")["j"] - w_dram["j"]
+    w_dram, w_sram = zigzag_level(run, "W", "dram"), zigzag_level(run, "W", "weight_buffer")
+    i_sram, o_sram = zigzag_level(run, "I", "activation_buffer"), zigzag_level(run, "O", "activation_buffer")
+    act_dram = zigzag_level(run, None, "dram")["j"] - w_dram["j"]
     col_folds = math.ceil(n / cols)
     rows = [
         ("DRAM, weights", e["dram_W_j"], f"{_fmt_b(b['dram_W'])} r", w_dram["j"],
@@ -57,7 +57,7 @@ def _derived_rows(eb: dict, run: dict) -> list[dict]:
          f"{_fmt_b(w_sram['read_j'] / sram)} r + {_fmt_b(w_sram['write_j'] / sram)} w",
          f"ZigZag also charges writing the {_fmt_b(w_sram['write_j'] / sram)} B fetched from DRAM into the weight "
          "buffer; ebatch charges only the buffer-to-array reads (`weight_traffic`), which agree "
-         f"({_pct(rel(e['sram_W_j'], w_sram['read_j']))})"),
+         f"({pct(rel(e['sram_W_j'], w_sram['read_j']))})"),
         ("SRAM, inputs", e["sram_I_j"], f"{_fmt_b(b['sram_I'])} r", i_sram["j"],
          f"{_fmt_b(i_sram['read_j'] / sram)} r",
          f"ZigZag streams the M input rows once per column fold, ceil(N / {cols}) = {col_folds} passes "
@@ -74,9 +74,9 @@ def _derived_rows(eb: dict, run: dict) -> list[dict]:
             "accumulates only part of the reduction in the PE's output register and writes partial sums to the "
             "buffer and reads them back for the rest; ebatch counts no partial-sum traffic"
             if o_sram["read_j"] else ": the final outputs of a one-layer workload are written and never read")),
-        ("SRAM, all", e["sram_W_j"] + e["sram_I_j"] + e["sram_O_j"], "", _zz(run, names=("weight_buffer",
+        ("SRAM, all", e["sram_W_j"] + e["sram_I_j"] + e["sram_O_j"], "", zigzag_level(run, names=("weight_buffer",
          "activation_buffer"))["j"], "", "the three SRAM rows above"),
-        ("registers", 0.0, "-", _zz(run, names=("w_reg", "o_reg"))["j"], "-",
+        ("registers", 0.0, "-", zigzag_level(run, names=("w_reg", "o_reg"))["j"], "-",
          "ebatch has no register level; the derived ZigZag registers cost 0 by construction"),
         ("MAC", e["mac_j"], f"{m * k * n:,} MACs", run["mac_energy_j"], f"{run['mac_count']:,} MACs",
          "same MAC count at the same energy per MAC"),
@@ -105,8 +105,8 @@ def _derived_rows(eb: dict, run: dict) -> list[dict]:
 def _stock_rows(eb: dict, run: dict) -> list[dict]:
     c, e = eb["constants"], eb["energy"]
     costs = run["costs"]
-    dram_w = _zz(run, "W", "dram")["j"]
-    dram_act = _zz(run, None, "dram")["j"] - dram_w
+    dram_w = zigzag_level(run, "W", "dram")["j"]
+    dram_act = zigzag_level(run, None, "dram")["j"] - dram_w
     regs = tuple(name for name in costs if name.startswith("rf"))
     srams = tuple(name for name in costs if name not in regs and name not in ("dram", "mac"))
     eb_sram = e["sram_W_j"] + e["sram_I_j"] + e["sram_O_j"]
@@ -118,11 +118,11 @@ def _stock_rows(eb: dict, run: dict) -> list[dict]:
         ("DRAM, activations", e["dram_spill_j"], dram_act,
          "ZigZag's tpu_like keeps inputs and outputs in DRAM (inputs read once, 8-bit outputs written once, at "
          f"{d['r_pj_per_byte']:.1f}/{d['w_pj_per_byte']:.1f} pJ/B); ebatch keeps them in the unified buffer"),
-        ("SRAM, all", eb_sram, _zz(run, names=srams)["j"],
+        ("SRAM, all", eb_sram, zigzag_level(run, names=srams)["j"],
          f"ZigZag's {', '.join(srams)} holds inputs and outputs only (weights go from DRAM straight to 128 B "
          f"per-PE registers) at {costs[srams[0]]['r_pj_per_byte']:.2f} pJ/B read vs ebatch's "
          f"{c['sram_j_per_byte'] * 1e12:.1f} pJ/B, with 16-bit partial sums instead of 32-bit"),
-        ("registers", 0.0, _zz(run, names=regs)["j"], "ebatch has no register level"),
+        ("registers", 0.0, zigzag_level(run, names=regs)["j"], "ebatch has no register level"),
         ("MAC", e["mac_j"], run["mac_energy_j"],
          f"{costs['mac']['pj']} pJ per MAC in ZigZag's table vs {c['mac_j'] * 1e12:.1f} pJ in ebatch's "
          "(Horowitz 45 nm 8-bit multiply + 32-bit add)"),
@@ -188,10 +188,10 @@ def energy_section(ebatch: dict, zigzag: dict, stock_name: str) -> str:
             f"the outputs' temporal loops, per memory level (innermost first): {_loops(run, 'O')} "
             f"(all loops: `validation/work/zigzag_out/{preset}/loop_ordering.txt`). Energy in joules; bytes read "
             "(r) and written (w).", "",
-            _table(["level", "ebatch J", "ebatch bytes", "ZigZag J", "ZigZag bytes", "rel. diff", "why (> 20%)"],
+            table(["level", "ebatch J", "ebatch bytes", "ZigZag J", "ZigZag bytes", "rel. diff", "why (> 20%)"],
                    [[r["level"], _fmt_j(r["ebatch_j"]) if r["level"] != "time (cycles)" else f"{r['ebatch_j']:.0f}",
                      r["ebatch_b"], _fmt_j(r["zz_j"]) if r["level"] != "time (cycles)" else f"{r['zz_j']:.0f}",
-                     r["zz_b"], _pct(r["diff"]) if math.isfinite(r["diff"]) else "n/a", _why(r)]
+                     r["zz_b"], pct(r["diff"]) if math.isfinite(r["diff"]) else "n/a", _why(r)]
                     for r in _derived_rows(eb, run)]),
         ]
     if stock_name in zigzag["runs"] and "tpu-v1" in ebatch["presets"]:
@@ -204,9 +204,9 @@ def energy_section(ebatch: dict, zigzag: dict, stock_name: str) -> str:
             f"{costs['mac']['array'][1]} array, DRAM holding weights, inputs and outputs. Energy per byte (read) in "
             "its table: " + ", ".join(f"{name} {v['r_pj_per_byte']:.3g} pJ/B" for name, v in costs.items()
                                        if name != "mac") + f", MAC {costs['mac']['pj']} pJ.", "",
-            _table(["level", "ebatch `tpu-v1` J", "ZigZag tpu_like J", "rel. diff", "why (> 20%)"],
+            table(["level", "ebatch `tpu-v1` J", "ZigZag tpu_like J", "rel. diff", "why (> 20%)"],
                    [[r["level"], _fmt_j(r["ebatch_j"]), _fmt_j(r["zz_j"]),
-                     _pct(r["diff"]) if math.isfinite(r["diff"]) else "n/a", _why(r)]
+                     pct(r["diff"]) if math.isfinite(r["diff"]) else "n/a", _why(r)]
                     for r in _stock_rows(eb, run)]),
         ]
     return "\n".join(out)

@@ -1,7 +1,8 @@
 """Run SCALE-Sim (PyPI ``scalesim``) on every zoo GEMM listed by ``prepare.py``; write its cycle counts.
 
-Runs in ``validation/.venv-scalesim`` (SCALE-Sim needs numpy<2); does not import ebatch. Each distinct
-(M, K, N) becomes a one-row GEMM topology (``Layer, M, N, K,``) run on ``configs/scalesim_tpu_v1.cfg``:
+Runs in ``validation/.venv-scalesim`` (SCALE-Sim needs numpy<2); does not import ebatch. For each preset
+in ``gemms.json``, each distinct (M, K, N) becomes a one-row GEMM topology (``Layer, M, N, K,``) run on
+the preset's configuration (``configs/scalesim_tpu_v1.cfg``, ``configs/scalesim_epur.cfg``):
 
 - **full**: SCALE-Sim's normal entry point (``scalesim.scale_sim.scalesim(...).run_scale``: compute
   model, then the cycle-by-cycle SRAM/DRAM simulation), whose ``COMPUTE_REPORT.csv`` gives
@@ -13,7 +14,7 @@ Runs in ``validation/.venv-scalesim`` (SCALE-Sim needs numpy<2); does not import
   is the index of the last row, ``rows - 1``. Where both ran, the two are compared (``agrees``).
 
 Results are cached in ``work/scalesim/cache.json`` (key: config file digest and M, K, N), so a rerun
-only simulates what is new. Output: ``work/scalesim_cycles.json``.
+only simulates what is new. Output: ``work/scalesim_cycles.json`` (``{"presets": {name: ...}}``).
 
 Usage: ``validation/.venv-scalesim/bin/python validation/scalesim_run.py [--work DIR] [--full-max-cycles N]``.
 """
@@ -38,7 +39,6 @@ from scalesim.topology_utils import topologies
 __all__ = ["compute_cycles", "full_run"]
 
 HERE = Path(__file__).parent
-CONFIG = HERE / "configs" / "scalesim_tpu_v1.cfg"
 
 
 def _inputs(folder: Path, name: str, m: int, k: int, n: int) -> tuple[Path, Path]:
@@ -94,37 +94,32 @@ def full_run(topology: Path, layout: Path, config: Path, out: Path) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--work", default=str(HERE / "work"))
-    parser.add_argument("--full-max-cycles", type=float, default=40000,
-                        help="run the full simulation for GEMMs of at most this many cycles (inf: all)")
-    args = parser.parse_args()
-    work = Path(args.work)
-    gemms = json.loads((work / "gemms.json").read_text())
+def run_preset(work: Path, table: dict, full_max_cycles: float) -> dict:
+    """SCALE-Sim's cycles of every distinct GEMM of one preset's table (cached)."""
+    config = HERE.parent / table["scalesim_config"]
     conf = configparser.ConfigParser()
-    conf.read(CONFIG)
+    conf.read(config)
     dims = (int(conf["architecture_presets"]["ArrayHeight"]), int(conf["architecture_presets"]["ArrayWidth"]))
-    if dims != (gemms["array_rows"], gemms["array_cols"]):
-        raise ValueError(f"scalesim config: array {dims} differs from the {gemms['preset']} preset's "
-                         f"{(gemms['array_rows'], gemms['array_cols'])}; edit {CONFIG}")
-    digest = hashlib.sha256(CONFIG.read_bytes()).hexdigest()[:12]
+    if dims != (table["array_rows"], table["array_cols"]):
+        raise ValueError(f"scalesim config: array {dims} differs from the {table['preset']} preset's "
+                         f"{(table['array_rows'], table['array_cols'])}; edit {config}")
+    digest = hashlib.sha256(config.read_bytes()).hexdigest()[:12]
     cache_path = work / "scalesim" / "cache.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    shapes = sorted({(g["m"], g["k"], g["n"]) for g in gemms["gemms"]}, key=lambda s: s[0] * s[1] * s[2])
+    shapes = sorted({(g["m"], g["k"], g["n"]) for g in table["gemms"]}, key=lambda s: s[0] * s[1] * s[2])
     start = time.perf_counter()
     for m, k, n in shapes:
         key = f"{digest}:{m},{k},{n}"
         entry = cache.get(key, {})
-        name = f"gemm_m{m}_k{k}_n{n}"
+        name = f"{table['preset']}_gemm_m{m}_k{k}_n{n}"
         topology, layout = _inputs(work / "scalesim" / "topologies", name, m, k, n)
         if "compute" not in entry:
             t0 = time.perf_counter()
-            entry["compute"] = compute_cycles(topology, layout, CONFIG)
+            entry["compute"] = compute_cycles(topology, layout, config)
             entry["compute"]["wall_s"] = time.perf_counter() - t0
-        if "full" not in entry and entry["compute"]["cycles"] <= args.full_max_cycles:
+        if "full" not in entry and entry["compute"]["cycles"] <= full_max_cycles:
             t0 = time.perf_counter()
-            entry["full"] = full_run(topology, layout, CONFIG, work / "scalesim" / "runs" / name)
+            entry["full"] = full_run(topology, layout, config, work / "scalesim" / "runs" / name)
             entry["full"]["wall_s"] = time.perf_counter() - t0
         cache[key] = entry
         cache_path.write_text(json.dumps(cache, indent=1))
@@ -143,10 +138,22 @@ def main() -> None:
             "row_folds": entry["compute"]["row_folds"], "col_folds": entry["compute"]["col_folds"],
             "full": full, "compute": entry["compute"],
         })
-    out = {"config": str(CONFIG.relative_to(HERE.parent)), "config_digest": digest,
-           "full_max_cycles": args.full_max_cycles, "wall_s": time.perf_counter() - start, "shapes": results}
+    return {"config": table["scalesim_config"], "config_digest": digest, "full_max_cycles": full_max_cycles,
+            "wall_s": time.perf_counter() - start, "shapes": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", default=str(HERE / "work"))
+    parser.add_argument("--full-max-cycles", type=float, default=40000,
+                        help="run the full simulation for GEMMs of at most this many cycles (inf: all)")
+    args = parser.parse_args()
+    work = Path(args.work)
+    tables = json.loads((work / "gemms.json").read_text())["presets"]
+    out = {"presets": {name: run_preset(work, table, args.full_max_cycles) for name, table in tables.items()}}
     (work / "scalesim_cycles.json").write_text(json.dumps(out, indent=1))
-    print(f"scalesim: {len(results)} GEMMs written to {work / 'scalesim_cycles.json'}")
+    print(f"scalesim: {sum(len(p['shapes']) for p in out['presets'].values())} GEMMs written to "
+          f"{work / 'scalesim_cycles.json'}")
 
 
 if __name__ == "__main__":

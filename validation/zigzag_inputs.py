@@ -9,9 +9,10 @@ accesses are counted, not from the energy tables:
 - per-PE registers for the weight (two if double-buffered) and the partial sum, at zero energy (ebatch
   has no register level; ZigZag needs one to hold the stationary weight);
 - ``weight_buffer`` (W) and ``activation_buffer`` (I and O) of the preset's sizes, at its SRAM energy;
-- ``dram`` holding the weights only: ebatch keeps activations on chip unless they spill (they do not
-  for this GEMM: the check is in ``prepare.py``'s output), so putting them in DRAM would compare a
-  different system.
+- ``dram`` holding the weights (``weights_in_dram``; otherwise they start in the weight buffer, as a
+  layer ebatch finds resident) and, with ``outputs_in_dram``, the outputs too: ebatch keeps activations
+  on chip unless the working set exceeds the activation buffer (a spill), so ZigZag gets a DRAM for the
+  outputs only where ebatch spills, and then chooses itself what goes there.
 
 Every memory's port moves at most ``bandwidth_max`` bits a cycle and is charged per ``bandwidth_min =
 8`` bits, so ``r_cost = w_cost = energy per byte x bandwidth_max / 8`` (pJ) makes ZigZag charge energy
@@ -61,7 +62,7 @@ def _register(bits: int, operand: str) -> dict:
             "ports": ports, "served_dimensions": []}
 
 
-def accelerator(spec) -> dict:
+def accelerator(spec, weights_in_dram: bool = True, outputs_in_dram: bool = False) -> dict:
     """A ZigZag accelerator description of an ebatch :class:`~ebatch.hardware.preset.HardwareSpec`."""
     w_bits = _bits(spec.bytes_per_weight, "bytes_per_weight")
     i_bits = _bits(spec.bytes_per_activation, "bytes_per_activation")
@@ -86,11 +87,13 @@ def accelerator(spec) -> dict:
              _port("w_port_1", "write", act_bw, ["I1, fh", "O, fh", "O, fl"])],
             ["D1", "D2"],
         ),
-        "dram": _memory(
-            2**36, spec.dram_energy_j_per_byte * _PJ, dram_bw, ["I2"],
-            [_port("rw_port_1", "read_write", dram_bw, ["I2, fh", "I2, tl"])], ["D1", "D2"],
-        ),
     }
+    operands = (["I2"] if weights_in_dram else []) + (["O"] if outputs_in_dram else [])
+    if operands:
+        allocation = (["I2, fh", "I2, tl"] if weights_in_dram else []) + (
+            ["O, fh", "O, tl", "O, fl", "O, th"] if outputs_in_dram else [])
+        memories["dram"] = _memory(2**36, spec.dram_energy_j_per_byte * _PJ, dram_bw, operands,
+                                   [_port("rw_port_1", "read_write", dram_bw, allocation)], ["D1", "D2"])
     return {
         "name": f"ebatch_{spec.name}".replace("-", "_"),
         "memories": memories,
@@ -126,9 +129,11 @@ def workload(spec, m: int, k: int, n: int) -> list[dict]:
     }]
 
 
-def write_zigzag_inputs(spec, m: int, k: int, n: int, folder: Path) -> None:
+def write_zigzag_inputs(spec, m: int, k: int, n: int, folder: Path, weights_in_dram: bool = True,
+                        outputs_in_dram: bool = False) -> None:
     """Write ``accelerator.yaml``, ``mapping.yaml`` and ``workload.yaml`` for the GEMM into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, document in (("accelerator", accelerator(spec)), ("mapping", mapping(spec)),
+    for name, document in (("accelerator", accelerator(spec, weights_in_dram, outputs_in_dram)),
+                           ("mapping", mapping(spec)),
                            ("workload", workload(spec, m, k, n))):
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))

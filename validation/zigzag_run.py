@@ -1,18 +1,23 @@
-"""Run ZigZag (PyPI ``zigzag-dse``) on the GEMM that ``prepare.py`` described; write its energy breakdown.
+"""Run ZigZag (PyPI ``zigzag-dse``) on the GEMMs that ``prepare.py`` described; write their breakdowns.
 
-Runs in ``validation/.venv-zigzag``; does not import ebatch. For every ``work/zigzag/<config>/`` folder
-(accelerator, mapping and workload YAML written by ``prepare.py`` from an ebatch preset) and for ZigZag's
-own shipped TPU-like example (``zigzag/inputs/hardware/tpu_like.yaml`` with its ``tpu_like`` mapping,
-unchanged) on the same workload, it runs ``zigzag.api.get_hardware_performance_zigzag`` (LOMA temporal
-mapping search, minimum energy) and records, per operand and memory level, the energy and the number of
-bits moved, the MAC energy and the latency, into ``work/zigzag_energy.json``.
+Runs in ``validation/.venv-zigzag``; does not import ebatch. For every job of ``work/zigzag_jobs.json``
+(``id``, ``folder`` with accelerator, mapping and workload YAML written by ``prepare.py`` from an ebatch
+preset, ``opt``: ``energy`` or ``latency``) and for ZigZag's own shipped TPU-like example
+(``zigzag/inputs/hardware/tpu_like.yaml`` with its ``tpu_like`` mapping, unchanged) on the one-GEMM
+workload, it runs ``zigzag.api.get_hardware_performance_zigzag`` (LOMA temporal mapping search, the
+mapping of minimum energy or latency) and records, per operand and memory level, the energy and the
+number of bits moved, the MAC energy and the latency, into ``work/zigzag_energy.json``.
 
-Usage: ``validation/.venv-zigzag/bin/python validation/zigzag_run.py [--work validation/work]``.
+Results are cached in ``work/zigzag/cache.json`` (key: digest of the three files and ``opt``). A job that
+fails is recorded with its error; jobs left when ``--budget-s`` has run out are recorded as skipped.
+
+Usage: ``validation/.venv-zigzag/bin/python validation/zigzag_run.py [--work validation/work] [--budget-s S]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shutil
@@ -79,13 +84,13 @@ def _layer_cme(found):
     return None
 
 
-def run_one(workload: Path, accelerator: Path, mapping: Path, dump: Path) -> dict:
-    """One ZigZag evaluation (minimum-energy mapping) of ``workload``; returns :func:`summarise`'s dict."""
+def run_one(workload: Path, accelerator: Path, mapping: Path, dump: Path, opt: str = "energy") -> dict:
+    """One ZigZag evaluation (mapping of minimum ``opt``) of ``workload``; returns :func:`summarise`'s dict."""
     start = time.perf_counter()
     if dump.exists():  # ZigZag appends to some of its outputs (loop_ordering.txt): start clean
         shutil.rmtree(dump)
     _, _, cmes = get_hardware_performance_zigzag(
-        str(workload), str(accelerator), str(mapping), opt="energy", dump_folder=str(dump),
+        str(workload), str(accelerator), str(mapping), opt=opt, dump_folder=str(dump),
         loma_show_progress_bar=False,
     )
     summary = summarise(_layer_cme(cmes))
@@ -111,18 +116,49 @@ def _energy_table(accelerator: Path) -> dict:
     return table
 
 
+def _digest(folder: Path, opt: str) -> str:
+    files = b"".join((folder / f"{name}.yaml").read_bytes() for name in ("accelerator", "mapping", "workload"))
+    return hashlib.sha256(files + opt.encode() + getattr(zigzag, "__version__", "?").encode()).hexdigest()[:16]
+
+
+def run_jobs(work: Path, budget_s: float) -> dict:
+    """Every job of ``zigzag_jobs.json``, from the cache where it ran before; ``{id: summary or error}``."""
+    jobs = json.loads((work / "zigzag_jobs.json").read_text())
+    cache_path = work / "zigzag" / "cache.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    runs, start = {}, time.perf_counter()
+    for index, job in enumerate(jobs):
+        folder, opt = work / job["folder"], job.get("opt", "energy")
+        key = _digest(folder, opt)
+        if key not in cache:
+            if time.perf_counter() - start > budget_s:
+                runs[job["id"]] = {"error": f"skipped: the {budget_s:.0f} s budget (--budget-s) ran out"}
+                continue
+            try:
+                summary = run_one(folder / "workload.yaml", folder / "accelerator.yaml", folder / "mapping.yaml",
+                                  work / "zigzag_out" / job["id"], opt)
+            except Exception as exc:  # noqa: BLE001 - one failing evaluation is recorded, not fatal
+                runs[job["id"]] = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0][:300]}
+                continue
+            summary["costs"] = _energy_table(folder / "accelerator.yaml")
+            summary["opt"] = opt
+            cache[key] = summary
+            cache_path.write_text(json.dumps(cache))
+            logging.warning("zigzag %d/%d %s: %.3e J, %.0f cycles (%.1f s)", index + 1, len(jobs), job["id"],
+                            summary["energy_j"], summary["latency_cycles"], summary["wall_s"])
+        runs[job["id"]] = cache[key]
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work", default=str(Path(__file__).parent / "work"))
-    work = Path(parser.parse_args().work)
+    parser.add_argument("--budget-s", type=float, default=float("inf"),
+                        help="stop starting new (uncached) evaluations after this many seconds")
+    args = parser.parse_args()
+    work = Path(args.work)
     logging.getLogger().setLevel(logging.WARNING)
-    results = {"zigzag_version": getattr(zigzag, "__version__", "?"), "runs": {}}
-    configs = sorted(p for p in (work / "zigzag").iterdir() if (p / "accelerator.yaml").exists())
-    for folder in configs:
-        results["runs"][folder.name] = run_one(folder / "workload.yaml", folder / "accelerator.yaml",
-                                               folder / "mapping.yaml", work / "zigzag_out" / folder.name)
-        results["runs"][folder.name]["costs"] = _energy_table(folder / "accelerator.yaml")
-        logging.warning("zigzag %s: %.3e J", folder.name, results["runs"][folder.name]["energy_j"])
+    results = {"zigzag_version": getattr(zigzag, "__version__", "?"), "runs": run_jobs(work, args.budget_s)}
     inputs = Path(zigzag.__file__).parent / "inputs"
     stock_hw, stock_map = inputs / "hardware" / "tpu_like.yaml", inputs / "mapping" / "tpu_like.yaml"
     # the same GEMM at the precisions of ZigZag's own examples (W, I 8 bits; partial sums 16, outputs 8):

@@ -1,6 +1,7 @@
 """``ebatch bench``: the runtime benchmark (wall clock) on real LSTM/GRU weights, with torch.nn peers.
 
-Writes the ``runtime`` section of ``--out`` (default docs/benchmarks.md) and prints a table, or with
+Prints a table, and with ``--out FILE`` also writes it as that Markdown file's ``runtime`` section (``make bench``
+passes docs/benchmarks.md); or with
 ``--format json`` a JSON list of rows (``name``, ``batch_size``, ``sequences_per_s``, ``useful_cells_per_s``,
 ``latency_p50_s``, ``latency_p99_s``, ``efficiency`` and more). ``--quick`` is what ``make bench`` runs: fewer
 requests and configurations, one run each. Needs the ``torch`` extra (the peers and the limit are torch).
@@ -24,8 +25,8 @@ def _csv(text: str) -> tuple[str, ...]:
 def bench(
     quick: Annotated[bool, typer.Option("--quick", help="Small version (2-3 minutes here): fewer requests and rows.")]
     = False,
-    out: Annotated[str, typer.Option("--out", help="Markdown file whose 'runtime' section is rewritten; '' none.")]
-    = "docs/benchmarks.md",
+    out: Annotated[str | None, typer.Option("--out", help="Also rewrite this Markdown file's 'runtime' section "
+                                            "(e.g. docs/benchmarks.md).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
     models: Annotated[str, typer.Option("--models", help="Comma-separated: zoo names or gru-2x512 (deepspeech2 "
                                         "and gnmt-enc run as whole torch models, 4 and 8 requests unless -n).")]
@@ -50,9 +51,9 @@ def bench(
     = None,
 ) -> None:
     """Benchmark the runtime: every policy vs torch.nn.LSTM/GRU padded and packed, offline and under load."""
-    from ebatch.experiments.report import write_section
-    from ebatch.runtime.bench import BenchConfig, timed
-    from ebatch.runtime.bench_report import markdown
+    from ebatch.bench.runtime import BenchConfig, timed
+    from ebatch.bench.runtime_report import markdown
+    from ebatch.experiments.report.sections import write_section
 
     if fmt not in ("table", "json"):
         raise ValueError(f"format: unknown format {fmt!r}; choose table or json")
@@ -70,7 +71,7 @@ def bench(
     chosen = _csv(backends)
     if not chosen or any(b not in ("compiled", "torch", "numpy") for b in chosen):
         raise ValueError(f"backends: choose from compiled,torch,numpy, got {backends!r}")
-    from ebatch.runtime.bench import bench_model
+    from ebatch.bench.runtime import bench_model
 
     for name in _csv(models):
         bench_model(name)  # unknown or unsupported names raise ValueError here, before anything runs

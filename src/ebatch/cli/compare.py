@@ -2,7 +2,7 @@
 
 Both print a rich table (``--format table``), a JSON list of summaries (``json``) or CSV rows (``csv``) on
 stdout; progress and notes go to stderr, so ``--format json`` output stays parseable. ``--out DIR`` also
-writes CSVs, JSON and a bar chart (:func:`ebatch.experiments.compare.write_comparison`). Bad input raises
+writes CSVs, JSON and a bar chart (:func:`ebatch.experiments.report.compare.write_comparison`). Bad input raises
 ``ValueError`` naming the field, which :func:`ebatch.cli.main` prints as one line with exit code 2.
 """
 
@@ -19,15 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ebatch.experiments.compare import (
-    RATIO_KEYS,
-    apply_defaults,
-    compare,
-    comparison_rows,
-    csv_text,
-    parse_policies,
-    write_comparison,
-)
+from ebatch.experiments.formatting import times
+from ebatch.experiments.report.compare import csv_text, write_comparison
+from ebatch.experiments.study.compare import RATIO_KEYS, apply_defaults, compare, comparison_rows, parse_policies
 from ebatch.hardware.host import load_hardware
 from ebatch.model import get_model
 from ebatch.policies import available as available_policies
@@ -93,10 +87,6 @@ def stdout_console(width: int = 200) -> Console:
 
 def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
-
-
-def _times(value) -> str:
-    return "n/a" if value is None else f"{value:.2f}x"
 
 
 _SHORT = {"batch_size": "B", "timesteps": "T", "sort_window": "sort", "max_wait_s": "wait_s", "lookahead": "look"}
@@ -167,7 +157,7 @@ def _table(rows: list[dict], title: str, caption: str, ratios: bool) -> Table:
                  si(r["latency_p50_s"], "s"), si(r["latency_p99_s"], "s"), si(r["energy_per_request_j"], "J"),
                  _pct(r["padding_fraction"]), si(r["dram_weight_bytes"], "B"), _pct(r["mac_utilisation"])]
         if ratios:
-            cells += [_times(r[k]) for k in RATIO_KEYS]
+            cells += [times(r[k]) for k in RATIO_KEYS]
         table.add_row(*cells)
     return table
 

@@ -78,7 +78,7 @@ def loadgen(
 
 def loadgen_plot(
     runs: Annotated[list[str], typer.Argument(help="loadgen JSON files; one curve each.")],
-    out: Annotated[str, typer.Option("--out", help="Image file (.png, .svg, .pdf).")] = "results/latency.png",
+    out: Annotated[str, typer.Option("--out", help="Image file to write (.png, .svg, .pdf).")],
 ) -> None:
     """Draw p50 and p99 latency against offered rate for several loadgen runs."""
     from ebatch.bench.loadgen_report import latency_chart, load_runs

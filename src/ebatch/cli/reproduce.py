@@ -1,35 +1,39 @@
-"""``ebatch reproduce``: the paper's comparison (networks x presets x policies), report and figures."""
+"""``ebatch reproduce``: the paper's comparison (networks x presets x policies), report and figures.
+
+Prints the tables; writes files only where asked: ``--out DIR`` (JSON, CSV, PNG, Markdown), ``--doc FILE`` (the
+Markdown report, e.g. docs/reproduction.md) and ``--benchmarks FILE`` (its wall time, in a section).
+"""
 
 from __future__ import annotations
 
 import shlex
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
-from ebatch.experiments.report import write_section
+from ebatch.experiments.report.sections import write_section
+from ebatch.experiments.study.reproduce_results import ReproduceResult
 
 __all__ = ["register"]
 
-DEFAULT_DOC = "docs/reproduction.md"
 
-
-def _benchmark_markdown(result: dict, command: str, total_s: float) -> str:
-    timing = result["timing"]
+def _benchmark_markdown(result: ReproduceResult, command: str, total_s: float) -> str:
+    timing = result.timing
     lines = [
         "## reproduce", "",
         f"Measured with `{command}` on this machine (2 cores, shared): whole command "
         f"{total_s:.1f} s wall from start to the last file written (Python start-up not included), of which "
-        f"{timing['wall_s']:.1f} s in the experiment itself ("
-        + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f} s" for k, v in timing.get("phases", {}).items())
+        f"{timing.wall_s:.1f} s in the experiment itself ("
+        + ", ".join(f"{k[:-2].replace('_', ' ')} {v:.1f} s" for k, v in timing.phases.items())
         + "; the rest is figures and files).", "",
         "| policy | simulations | wall s | simulated cells per wall s | requests per wall s |",
         "|---|---|---|---|---|",
     ]
-    for label, t in timing["per_policy"].items():
-        lines.append(f"| {label} | {t['runs']} | {t['wall_s']:.2f} | {t['cells_per_wall_s']:.3g} | "
-                     f"{t['requests_per_wall_s']:.3g} |")
+    for label, t in timing.per_policy.items():
+        lines.append(f"| {label} | {t.runs} | {t.wall_s:.2f} | {t.cells_per_wall_s:.3g} | "
+                     f"{t.requests_per_wall_s:.3g} |")
     lines += ["", "A cell is one time-step of one request in one layer direction. Cellular batching simulates "
               "slower because it emits a step per run of single-time-step invocations, cut at every arrival."]
     return "\n".join(lines)
@@ -41,11 +45,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def reproduce(
         quick: bool = typer.Option(False, "--quick", help="Fewer requests and load points (about a minute)."),
-        out: Path = typer.Option(Path("results/reproduce"), "--out", help="Directory for JSON, CSV, PNG and Markdown."),
-        doc: str = typer.Option(
-            None, "--doc",
-            help=f"Also write the Markdown report here (default: {DEFAULT_DOC} for a full run, none with --quick).",
-        ),
+        out: Path = typer.Option(None, "--out", help="Write JSON, CSV, PNG and Markdown into this directory."),
+        doc: str = typer.Option(None, "--doc", help="Also write the Markdown report here (docs/reproduction.md)."),
         benchmarks: Path = typer.Option(
             None, "--benchmarks", help="Write the wall time and simulation speed into this file's 'reproduce' section."
         ),
@@ -54,16 +55,18 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed of the request draws."),
     ) -> None:
         """Reproduce the paper: eesen, deepspeech2, gnmt-enc x epur, tpu-v1 x padding, sorted padding, cellular,
-        E-BATCH; a table, JSON, CSV, figures and the Markdown report."""
+        E-BATCH; prints tables, and with --out writes JSON, CSV, figures and the Markdown report."""
         from rich.console import Console
         from rich.table import Table
 
-        from ebatch.experiments.reproduce import ReproduceConfig, run_reproduce
-        from ebatch.experiments.reproduce_report import headline_rows, table_rows, write_outputs
+        from ebatch.experiments.report.reproduce import headline_rows, table_rows, write_outputs
+        from ebatch.experiments.report.reproduce_text import report
+        from ebatch.experiments.study.reproduce import run_reproduce
+        from ebatch.experiments.study.reproduce_config import ReproduceConfig
 
         started = time.perf_counter()
         options = [
-            "--quick" if quick else "", "" if out == Path("results/reproduce") else f"--out {shlex.quote(str(out))}",
+            "--quick" if quick else "", "" if out is None else f"--out {shlex.quote(str(out))}",
             "" if doc is None else f"--doc {shlex.quote(doc)}",
             "" if benchmarks is None else f"--benchmarks {shlex.quote(str(benchmarks))}",
             "" if sensitivity else "--no-sensitivity", "" if auto_study else "--no-auto-study",
@@ -75,9 +78,14 @@ def register(app: typer.Typer) -> None:
         )
         err = Console(stderr=True)
         result = run_reproduce(config, log=lambda msg: err.print(msg), command=command)
-        doc_path = doc if doc is not None else (None if quick else DEFAULT_DOC)
-        result["timing"]["command_wall_s"] = time.perf_counter() - started
-        paths = write_outputs(result, out, doc=doc_path)
+        result = replace(result, timing=replace(result.timing, command_wall_s=time.perf_counter() - started))
+        paths: list[Path] = []
+        if out is not None:
+            paths += write_outputs(result, out, doc=doc)
+        elif doc is not None:
+            Path(doc).parent.mkdir(parents=True, exist_ok=True)
+            Path(doc).write_text(report(result))
+            paths.append(Path(doc))
 
         console = Console(width=max(Console().width, 150))
         table = Table(title="Per network and preset (offline throughput and energy; p99 under Poisson load)")
@@ -109,4 +117,7 @@ def register(app: typer.Typer) -> None:
             total_s = time.perf_counter() - started
             write_section(benchmarks, "reproduce", _benchmark_markdown(result, command, total_s))
             paths.append(benchmarks)
-        console.print(f"wrote {len(paths)} files under {out}" + (f" and {doc_path}" if doc_path else ""))
+        if out is not None:
+            console.print(f"wrote {len(paths)} files under {out}" + (f" and {doc}" if doc else ""))
+        elif paths:
+            console.print("wrote " + ", ".join(str(path) for path in paths))

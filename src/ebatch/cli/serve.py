@@ -56,7 +56,7 @@ def serve(
     except ImportError as exc:
         raise ValueError(f"serve: needs the 'serve' extra ({exc.name} is missing): pip install 'ebatch[serve]'") \
             from None
-    from ebatch.experiments.compare import parse_policies
+    from ebatch.experiments.study.compare import parse_policies
     from ebatch.serve.service import ServeConfig
 
     if timesteps == "auto":

@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from ebatch.experiments.tune import tune as run_tune
+        from ebatch.experiments.study.tune import tune as run_tune
 
         result = run_tune(
             model, hardware, workload, requests=requests, rate_rps=rate,
@@ -76,5 +76,7 @@ def register(app: typer.Typer) -> None:
         if not result.slo_met:
             console.print("[red]no point meets the SLO; chose the lowest p99 latency[/red]")
         if out is not None:
-            paths = result.write(out)
+            from ebatch.experiments.report.tune import write_tune
+
+            paths = write_tune(result, out)
             console.print(f"wrote {', '.join(str(p) for p in paths)}")

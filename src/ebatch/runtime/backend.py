@@ -2,8 +2,8 @@
 
 With it, :func:`ebatch.simulate` (and :class:`~ebatch.sim.Simulator`) runs the policy against real
 arithmetic: the event loop's clock advances by the wall time each step took on this machine (idle gaps
-between arrivals are skipped, not slept). :func:`measured_vs_simulated` runs the same policies on a cost
-model and on the executor and puts the figures side by side::
+between arrivals are skipped, not slept). :func:`ebatch.bench.measured.measured_vs_simulated` runs the same
+policies on a cost model and on the executor and puts the figures side by side::
 
     import ebatch
     from ebatch.runtime import ExecutorBackend, NumpyExecutor, RNNWeights
@@ -31,7 +31,7 @@ from ebatch.hardware.cost import StepCost
 from ebatch.runtime.executor import Executor
 from ebatch.step import BatchStep
 
-__all__ = ["ExecutorBackend", "measured_vs_simulated"]
+__all__ = ["ExecutorBackend"]
 
 _ASSUMED_FLOP_PER_S = 20e9
 
@@ -118,40 +118,3 @@ class ExecutorBackend:
         layer = self.executor.model.layers[step.layer]
         return 2.0 * step.useful_cells * layer.macs_per_cell / _ASSUMED_FLOP_PER_S
 
-
-def measured_vs_simulated(
-    model,
-    workload,
-    policies: Sequence[tuple[str, dict]],
-    hardware: str = "epur",
-    backend: str = "numpy",
-    seed: int = 0,
-):
-    """One row per policy: its summary on the ``hardware`` cost model and measured on a real executor.
-
-    ``model``: a zoo name, an :class:`~ebatch.model.RNNModel` (random weights drawn with ``seed``) or
-    :class:`~ebatch.runtime.RNNWeights`. Returns a pandas DataFrame with ``sim_*`` and ``measured_*``
-    columns (throughput, cells/s, latency p50/p99). Raises ``ValueError`` for unknown names.
-    """
-    import pandas as pd
-
-    from ebatch.model import get_model
-    from ebatch.runtime.engine import make_executor
-    from ebatch.runtime.weights import RNNWeights
-    from ebatch.sim.api import simulate
-
-    weights = model if isinstance(model, RNNWeights) else RNNWeights.random(get_model(model), seed=seed)
-    executor = make_executor(weights, backend)
-    rows = []
-    for name, params in policies:
-        sim = simulate(weights.model, workload, name, hardware, seed=seed, **params).summary()
-        real = ExecutorBackend(executor, lengths=workload.lengths, seed=seed)
-        measured = simulate(weights.model, workload, name, real, seed=seed, **params).summary()
-        row = {"policy": name, **params}
-        for prefix, summary in (("sim", sim), ("measured", measured)):
-            for key in ("throughput_rps", "cells_per_s", "latency_p50_s", "latency_p99_s"):
-                row[f"{prefix}_{key}"] = summary[key]
-        row["hardware"] = sim["hardware"]
-        row["executor"] = executor.name
-        rows.append(row)
-    return pd.DataFrame(rows)

@@ -13,7 +13,7 @@ sequences (the no-padding limit, best of 3). A cell is one time-step of one laye
 Each configuration runs ``repeats`` times round-robin and its fastest run is kept (the machine is
 shared; the fastest run is the least disturbed one). Torch threads (and OpenBLAS threads where it can
 be set) are set to ``threads`` for every row. Needs torch. :func:`run_bench` returns the rows;
-:func:`ebatch.runtime.bench_report.markdown` renders them.
+:func:`ebatch.bench.runtime_report.markdown` renders them.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _configs(cfg: BenchConfig, load: str, bidirectional: bool = False) -> list[t
 
 def _run_one(weights, module, policy, params, backend, seqs, arrivals, threads, reference):
     """One run: a dict of figures (wall-clock)."""
-    from ebatch.runtime.peers import run_peer
+    from ebatch.bench.peers import run_peer
 
     if policy == "peer":
         run = run_peer(module, seqs, params["batch_size"], params["mode"], arrivals_s=arrivals)
@@ -165,7 +165,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
         import torch
     except ImportError:
         raise ValueError("ebatch bench compares with torch.nn.LSTM/GRU: pip install 'ebatch[torch]'") from None
-    from ebatch.runtime.peers import limit_cells_per_s, torch_module
+    from ebatch.bench.peers import limit_cells_per_s, torch_module
 
     torch.set_num_threads(cfg.threads)
     blas = set_blas_threads(cfg.threads)
@@ -186,7 +186,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
     for model_name in cfg.models:
         model = bench_model(model_name)
         if model_name in WHOLE_MODELS:  # the zoo's torch stages; the peers run them as one module
-            from ebatch.runtime.peers import torch_stack
+            from ebatch.bench.peers import torch_stack
             from ebatch.runtime.stages import ModelStages
             from ebatch.runtime.zoo import torch_stages
 

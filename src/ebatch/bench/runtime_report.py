@@ -1,9 +1,10 @@
-"""The ``runtime`` section of docs/benchmarks.md from :func:`ebatch.runtime.bench.run_bench`'s rows: one table
-per model, issue 8's targets for the best E-BATCH row of each backend, and the 2-vs-1 thread speed-ups."""
+"""The ``runtime`` section of docs/benchmarks.md from :func:`ebatch.bench.runtime.run_bench`'s rows: one table
+per model, the best E-BATCH row of each backend against the padding policy and torch.nn packed, and the 2-vs-1
+thread speed-ups. The figures only: the targets they are read against are in docs/benchmarks.md."""
 
 from __future__ import annotations
 
-from ebatch.runtime.bench import BenchConfig
+from ebatch.bench.runtime import BenchConfig
 
 __all__ = ["markdown"]
 
@@ -58,14 +59,14 @@ def markdown(rows: list[dict], cfg: BenchConfig, command: str, elapsed_s: float)
                 f"{_fmt(r['useful_cells_per_s'])} | {_fmt(r['latency_p50_s'])} | {_fmt(r['latency_p99_s'])} | "
                 f"{r['efficiency']:.2f} | {_fmt(r['padded_fraction'], 2)} | {_fmt(r['max_abs_error'], 2)} |"
             )
-        lines += ["", *_targets(mrows), *_threads(trows), ""]
+        lines += ["", *_best(mrows), *_threads(trows), ""]
     return "\n".join(lines)
 
 
-def _targets(rows: list[dict]) -> list[str]:
-    """Issue 8's targets for the best offline E-BATCH row of each backend: efficiency >= 0.90, >= 1.15x
-    torch.nn packed and >= 1.3x the padding policy (offline sequences/s), and under Poisson load a p99
-    latency below torch.nn packed's (E-BATCH with the same T)."""
+def _best(rows: list[dict]) -> list[str]:
+    """The best offline E-BATCH row of each backend: its offline sequences/s over the padding policy's and over
+    torch.nn packed's, its efficiency, its p99 latency under Poisson load beside torch.nn packed's (E-BATCH with
+    the same T), and where its wall time went."""
     out = []
     offline = {(r["name"], r["backend"]): r for r in rows if r["load"] == "offline"}
     loaded = {(r["name"], r["backend"]): r for r in rows if r["load"].startswith("poisson")}
@@ -79,17 +80,15 @@ def _targets(rows: list[dict]) -> list[str]:
         pad = offline.get(("padding", backend))
         checks = []
         if pad:
-            checks.append(("padding policy", e["sequences_per_s"] / pad["sequences_per_s"], 1.3))
+            checks.append(("padding policy", e["sequences_per_s"] / pad["sequences_per_s"]))
         if packed:
-            checks.append(("torch.nn packed", e["sequences_per_s"] / packed["sequences_per_s"], 1.15))
-        texts = [f"{ratio:.2f}x {what} (target {goal:g}x: {'met' if ratio >= goal else 'missed'})"
-                 for what, ratio, goal in checks]
-        texts.append(f"efficiency {e['efficiency']:.2f} (target 0.90: {'met' if e['efficiency'] >= 0.9 else 'missed'})")
+            checks.append(("torch.nn packed", e["sequences_per_s"] / packed["sequences_per_s"]))
+        texts = [f"{ratio:.2f}x {what}" for what, ratio in checks]
+        texts.append(f"efficiency {e['efficiency']:.2f}")
         e_load = loaded.get((e["name"], backend))
         if e_load and packed_load:
-            ok = e_load["latency_p99_s"] < packed_load["latency_p99_s"]
             texts.append(f"poisson p99 {e_load['latency_p99_s']:.3g} s vs torch.nn packed "
-                         f"{packed_load['latency_p99_s']:.3g} s (target below: {'met' if ok else 'missed'})")
+                         f"{packed_load['latency_p99_s']:.3g} s")
         split = e.get("time_split")
         if split:
             total = e["wall_s"]

@@ -7,7 +7,7 @@ Life cycle::
     result.points    # one row per (B, T): throughput, energy per request, p50/p99 latency, on_front, ...
     result.front     # the Pareto-optimal rows (lower p99 and lower energy), by p99
     result.best      # the chosen row (a dict)
-    result.write("results/tune")   # points.csv, front.csv, tune.json, tune.png
+    write_tune(result, "results/tune")   # ebatch.experiments.report.tune: CSVs, tune.json, tune.png
 
 Objectives (among the points meeting ``latency_slo_s`` when given): ``energy`` minimum energy per
 request (the default), ``throughput`` maximum throughput, ``edp`` minimum energy per request x p99
@@ -18,9 +18,7 @@ Raises ``ValueError`` for an unknown objective, an empty grid or a bad SLO.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,9 +28,18 @@ from ebatch.model import RNNModel, get_model
 from ebatch.sim import simulate
 from ebatch.workload import Workload
 
-__all__ = ["OBJECTIVES", "TuneResult", "choose", "load_label", "pareto_front", "timestep_grid", "tune", "tune_workload"]
+__all__ = [
+    "OBJECTIVES", "OBJECTIVE_MEANINGS", "TuneResult", "choose", "load_label", "pareto_front", "timestep_grid", "tune",
+    "tune_workload",
+]
 
 OBJECTIVES = ("energy", "throughput", "edp")
+#: What each objective chooses, in words (for reports).
+OBJECTIVE_MEANINGS = {
+    "energy": "minimum energy per request",
+    "throughput": "maximum throughput",
+    "edp": "energy per request x p99 latency",
+}
 DEFAULT_BATCH_SIZES = (8, 16, 32, 64, 128)
 
 
@@ -86,9 +93,11 @@ def choose(points: pd.DataFrame, objective: str = "energy", latency_slo_s: float
     return int(ranked.index[0]), True
 
 
-@dataclass
+@dataclass(frozen=True)
 class TuneResult:
-    """The sweep's table, its Pareto front and the chosen point, with the settings that produced them."""
+    """The sweep's table, its Pareto front and the chosen point, with the settings that produced them.
+
+    ``to_json()``: the settings, the objective and SLO, the chosen point, the front and every point."""
 
     points: pd.DataFrame
     objective: str
@@ -115,19 +124,6 @@ class TuneResult:
             "front": self.front.to_dict(orient="records"),
             "points": self.points.to_dict(orient="records"),
         }
-
-    def write(self, out_dir: str | Path) -> list[Path]:
-        """Write points.csv, front.csv, tune.json and tune.png (the front with the chosen point) to ``out_dir``."""
-        from ebatch.experiments.reproduce_plots import tune_front_chart
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = [out / "points.csv", out / "front.csv", out / "tune.json"]
-        self.points.to_csv(paths[0], index=False)
-        self.front.to_csv(paths[1], index=False)
-        paths[2].write_text(json.dumps(self.to_json(), indent=2, default=float))
-        paths.append(tune_front_chart(self, out / "tune.png"))
-        return paths
 
 
 def load_label(workload: Workload) -> str:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ebatch.experiments.formatting import geomean, ratio
+from ebatch.experiments.study.reproduce_config import ReproduceConfig, case_workload, policy_specs
+from ebatch.experiments.study.reproduce_results import Case, SensitivityRow
 from ebatch.hardware import load_preset
 
 __all__ = ["BATCH_SIZES", "FACTORS", "SENSITIVITY_KEYS", "run_sensitivity", "variants"]
@@ -42,32 +45,29 @@ def variants(preset: str, request_counts=()):
         yield "requests", n, base, {"requests": n}
 
 
-def run_sensitivity(cases: list[dict], config, timer) -> list[dict]:
+def run_sensitivity(cases: list[Case], config: ReproduceConfig, timer) -> list[SensitivityRow]:
     """One row per (preset, parameter, value): geometric means over networks of E-BATCH's ratios."""
-    from ebatch.experiments.reproduce import _ratio, _workload, geomean, policy_specs
-
     base_config = replace(config, requests=config.sensitivity_requests or config.requests)
     rows = []
     for preset in config.presets:
-        tuned = {c["network"]: c["tuned_timesteps"] for c in cases if c["preset"] == load_preset(preset).name}
+        tuned = {c.network: c.tuned_timesteps for c in cases if c.preset == load_preset(preset).name}
         for parameter, shown, spec, changes in variants(preset, config.sensitivity_request_counts):
             per_network = {key: [] for key in SENSITIVITY_KEYS}
             run_config = replace(base_config, **changes)
             for net in config.networks:
                 figures = {}
-                work = _workload(net, run_config)
+                work = case_workload(net, run_config)
                 for label, name, params in policy_specs(run_config, tuned[net.model]):
                     s = timer.run(label, net.model, work, name, spec, params)
                     figures[label] = (s["throughput_rps"], s["requests_per_j"])
                 e = figures["ebatch"]
                 for base in ("cellular", "padding"):
-                    per_network[f"throughput_vs_{base}"].append(_ratio(e[0], figures[base][0]))
-                    per_network[f"energy_efficiency_vs_{base}"].append(_ratio(e[1], figures[base][1]))
+                    per_network[f"throughput_vs_{base}"].append(ratio(e[0], figures[base][0]))
+                    per_network[f"energy_efficiency_vs_{base}"].append(ratio(e[1], figures[base][1]))
             hardware_parameter = parameter in FACTORS
-            rows.append({
-                "preset": spec.name, "parameter": parameter,
-                "factor": shown if hardware_parameter else None,
-                "value": getattr(spec, parameter) if hardware_parameter else shown,
+            rows.append(SensitivityRow(
+                preset=spec.name, parameter=parameter, factor=shown if hardware_parameter else None,
+                value=getattr(spec, parameter) if hardware_parameter else shown,
                 **{k: geomean(v) for k, v in per_network.items()},
-            })
+            ))
     return rows

@@ -23,10 +23,11 @@ from __future__ import annotations
 import datetime
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ebatch.experiments.formatting import json_safe
 from ebatch.hardware.cost import StepCost
 from ebatch.hardware.host import HostSpec, cpu_name
 from ebatch.model import RNNModel, get_model
@@ -66,6 +67,17 @@ class Calibration:
     timings: tuple[StepTiming, ...]
     rel_rms_error: float
     total_ratio_by_kind: dict
+
+    def to_json(self) -> dict:
+        """The spec's name and fitted parameters, the fit's error (overall and per kind of step) and every
+        timing."""
+        return json_safe({
+            "name": self.spec.name,
+            "parameters": {name: getattr(self.spec, name) for name in HostSpec.parameter_names()},
+            "rel_rms_error": self.rel_rms_error,
+            "total_ratio_by_kind": self.total_ratio_by_kind,
+            "timings": [asdict(t) for t in self.timings],
+        })
 
 
 def _features(model: RNNModel, t: StepTiming) -> list[float]:

@@ -6,7 +6,7 @@ Life cycle::
     specs = apply_defaults(specs, {"batch_size": 32})   # to the policies that take it
     results = compare("eesen", "librispeech-test-clean", specs, "epur", seed=0)
     rows = comparison_rows(results)                       # summaries + ratios to the first policy
-    write_comparison(results, "results/epur")             # CSVs, JSON and a bar chart
+    write_comparison(results, "results/epur")             # ebatch.experiments.report.compare: CSVs, JSON, chart
 
 Every function raises ``ValueError`` naming the field for bad input (an unknown policy or parameter, a
 malformed policy list, an unknown model, preset or workload); nothing is run before all of it is valid.
@@ -14,17 +14,13 @@ malformed policy list, an unknown model, preset or workload); nothing is run bef
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import re
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from ebatch import policies
+from ebatch.experiments.formatting import json_safe, ratio
 from ebatch.hardware import HardwareSpec
 from ebatch.hardware.host import HostSpec, cost_model, load_hardware
 from ebatch.model import RNNModel, get_model
@@ -32,8 +28,8 @@ from ebatch.sim import SimulationResult, Simulator
 from ebatch.workload import Workload
 
 __all__ = [
-    "PolicySpec", "Progress", "RATIO_KEYS", "apply_defaults", "compare", "comparison_rows", "csv_text",
-    "flat_row", "json_safe", "parse_policies", "policy_labels", "write_comparison",
+    "PolicySpec", "Progress", "RATIO_KEYS", "apply_defaults", "compare", "comparison_rows", "parse_policies",
+    "policy_labels",
 ]
 
 #: A policy by name and its parameters, e.g. ``("ebatch", {"timesteps": 32})``.
@@ -181,30 +177,12 @@ def _run(model, workload, policy, spec: HardwareSpec | HostSpec, label: str,
     return result
 
 
-def json_safe(value):
-    """``value`` with numpy scalars as Python numbers and NaN/inf as ``None`` (for strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _ratio(value, base) -> float:
-    if value is None or base is None or not base:
-        return float("nan")
-    return value / base
-
-
 def comparison_rows(results: list[SimulationResult]) -> list[dict]:
     """One JSON-safe summary per result, with ``label`` and ratios to the first result on the same hardware.
 
     ``throughput_ratio`` = throughput / first's; ``energy_efficiency_ratio`` = requests per joule /
-    first's (= first's energy per request / this one's); ``latency_p99_ratio`` = p99 / first's.
+    first's (= first's energy per request / this one's); ``latency_p99_ratio`` = p99 / first's; each ``None``
+    where a side is missing (:func:`~ebatch.experiments.formatting.ratio`).
     """
     groups: dict[tuple, list[int]] = {}
     for i, r in enumerate(results):
@@ -218,70 +196,8 @@ def comparison_rows(results: list[SimulationResult]) -> list[dict]:
         for i, label, s in zip(members, labels, summaries):
             rows[i] = {
                 "label": label, **s, "baseline": labels[0],
-                "throughput_ratio": _ratio(s["throughput_rps"], base["throughput_rps"]),
-                "energy_efficiency_ratio": _ratio(s["requests_per_j"], base["requests_per_j"]),
-                "latency_p99_ratio": _ratio(s["latency_p99_s"], base["latency_p99_s"]),
+                "throughput_ratio": ratio(s["throughput_rps"], base["throughput_rps"]),
+                "energy_efficiency_ratio": ratio(s["requests_per_j"], base["requests_per_j"]),
+                "latency_p99_ratio": ratio(s["latency_p99_s"], base["latency_p99_s"]),
             }
     return [json_safe(row) for row in rows]
-
-
-def flat_row(row: dict) -> dict:
-    """A comparison row with nested entries spread into columns: ``param_<key>``, ``energy_<part>_j``."""
-    flat = {}
-    for key, value in row.items():
-        if key == "params":
-            flat.update({f"param_{k}": v for k, v in value.items()})
-        elif key == "energy_breakdown_j":
-            flat.update({f"energy_{k}_j": v for k, v in value.items()})
-        elif key == "measured":  # figures measured on a real executor (compare --measured)
-            flat.update({f"measured_{k}": v for k, v in value.items()})
-        else:
-            flat[key] = value
-    return flat
-
-
-def csv_text(rows: list[dict]) -> str:
-    """Comparison rows as CSV (flattened by :func:`flat_row`); columns in first-seen order, ``None`` empty."""
-    flat = [flat_row(r) for r in rows]
-    columns = list(dict.fromkeys(k for r in flat for k in r))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(flat)
-    return buffer.getvalue()
-
-
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label.replace("=", "-"))
-
-
-def write_comparison(results: list[SimulationResult], out_dir: str | Path, title: str = "") -> list[Path]:
-    """Write ``summary.csv``, ``summary.json``, ``requests_<label>.csv``, ``steps_<label>.csv`` and
-    ``compare.png`` (throughput, energy per request, p99 latency) into ``out_dir``; returns the paths.
-
-    Raises ``ValueError`` when ``out_dir`` cannot be created or written.
-    """
-    from ebatch.experiments.plots import comparison_chart
-
-    out = Path(out_dir)
-    rows = comparison_rows(results)
-    written: list[Path] = []
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / "summary.csv"
-        path.write_text(csv_text(rows))
-        written.append(path)
-        path = out / "summary.json"
-        path.write_text(json.dumps(rows, indent=2, allow_nan=False) + "\n")
-        written.append(path)
-        for row, result in zip(rows, results):
-            for kind, table in (("requests", result.requests), ("steps", result.steps)):
-                path = out / f"{kind}_{_slug(row['label'])}.csv"
-                table.to_csv(path, index=False)
-                written.append(path)
-        path = out / "compare.png"
-        comparison_chart(rows, path, title=title)
-        written.append(path)
-    except OSError as exc:
-        raise ValueError(f"out: cannot write to {str(out)!r} ({exc.strerror or exc})") from None
-    return written
