@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ebatch import policies
 from ebatch.bench.loadgen import run_load
 from ebatch.bench.maxrate import find_max_rate
 from ebatch.bench.predict import ServerModel, simulated_load, simulated_max_rate
@@ -42,8 +43,9 @@ from ebatch.bench.server_process import ServerProcess, cpu_share
 from ebatch.bench.throughput_check import check_throughput
 from ebatch.experiments.report.sections import write_section
 from ebatch.experiments.study.calibrate import calibrate
-from ebatch.hardware.host import HostSpec, cpu_name
+from ebatch.hardware.host import HostCostModel, HostSpec, cpu_name
 from ebatch.runtime.weights import RNNWeights
+from ebatch.sim.engine import Simulator
 from ebatch.workload import Workload
 
 WORKLOAD = "librispeech-test-clean"
@@ -221,6 +223,44 @@ def throughput_only(name: str, args, page: dict) -> None:
                                            args.repeats, args.seed)
 
 
+def profile(names: list[str], args) -> str:
+    """Where each policy's time goes on a freshly calibrated preset (offline, the throughput workload, 64
+    requests): the cost model's terms summed over the steps each policy makes."""
+    lines = ["## Where the time goes (generated)", "",
+             f"`{' '.join(['python benchmarks/capacity.py', *sys.argv[1:]])}`: each policy's steps, offline, "
+             f"64 {WORKLOAD} requests, priced by a preset calibrated just before; the share of the busy time in "
+             "each term of the host cost model (src/ebatch/hardware/host.py).", "",
+             "| model | policy | busy s | per step | per segment | per column | per cell | cells per column |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name in names:
+        model = bench_model(name)
+        spec = calibrated(model, args.calibration_repeats)[0]
+        lengths = Workload.from_dataset(WORKLOAD, n=64, seed=args.seed).lengths
+        for label, policy, params in configs(SLO_S.get(name, 4.0), 64 if name != "eesen" else 16, quick=True):
+            split = time_split(model, spec, policy, with_batch(params), lengths)
+            terms = ("step", "segment", "column", "cell")
+            total = sum(split[k] for k in terms)
+            lines.append(f"| {name} | {label} | {total:.1f} | " + " | ".join(f"{split[k] / total:.0%}" for k in terms)
+                         + f" | {split['cells_per_column']:.1f} |")
+    return "\n".join(lines)
+
+
+def time_split(model, spec: HostSpec, policy: str, params: dict, lengths) -> dict:
+    """Seconds per term of the host cost model over the steps ``policy`` makes for ``lengths`` (offline)."""
+    workload = Workload.from_lengths(lengths, np.zeros(len(lengths)))
+    result = Simulator(model, workload, policies.get(policy, **params), HostCostModel(spec, model),
+                       keep_plan=True).run().result()
+    steps = [step for _, step in result.plan]
+    per_cell = [2 * layer.gate_rows * (layer.output_size * spec.recurrent_s_per_flop
+                                       + layer.input_size * spec.input_s_per_flop) for layer in model.layers]
+    columns = sum(step.width for step in steps)
+    return {"step": len(steps) * spec.step_overhead_s,
+            "segment": sum(step.seg_row.size for step in steps) * spec.segment_overhead_s,
+            "column": columns * spec.column_overhead_s,
+            "cell": sum(step.useful_cells * per_cell[step.layer] for step in steps),
+            "cells_per_column": sum(step.useful_cells for step in steps) / columns}
+
+
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b > 0 else "-"
 
@@ -298,6 +338,8 @@ def main() -> None:
                         "default 32")
     parser.add_argument("--repeats", type=int, default=1, help="throughput check: runs per policy (fastest kept)")
     parser.add_argument("--calibration-repeats", type=int, default=None, help="default 2 (quick 1)")
+    parser.add_argument("--profile", action="store_true", help="only calibrate and show where each policy's "
+                        "time goes (no servers); writes the 'capacity-profile' section")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="Markdown file whose 'capacity' section to (re)write, e.g. "
                         "docs/serving-capacity.md (without it, the section is only printed)")
@@ -316,6 +358,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
+    if args.profile:
+        text = profile(args.models, args)
+        if args.out:
+            write_section(args.out, "capacity-profile", text, title="# Serving capacity")
+        print(text)
+        return
     load_before = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     begin = time.perf_counter()
     page = {"presets": [], "throughput": [], "capacity": [], "overheads": []}
