@@ -30,6 +30,19 @@ def sequences(lengths, features: int = 8, seed: int = 0) -> list[np.ndarray]:
     return [rng.standard_normal((n, features), dtype=np.float32) for n in lengths]
 
 
+def metric_values(text: str) -> dict[str, float]:
+    """Prometheus text as ``{'name{label="value",...}': value}``, labels sorted by name (prometheus-client's
+    own parser, so label values may hold spaces)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    values = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            values[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return values
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,7 +13,7 @@ from ebatch.model import Layer, RNNModel
 from ebatch.step import BatchStep
 
 MODEL = RNNModel("t", (Layer("lstm", 8, 16), Layer("lstm", 16, 16)))
-SPEC = HostSpec(1e-4, 3e-5, 2e-5, 3e-10, 1e-10, 10.0, name="h", sources={})
+SPEC = HostSpec(1e-4, 2e-5, 3e-10, 1e-10, 10.0, segment_overhead_s=3e-5, name="h", sources={})
 
 
 def _step(layer, rows, columns, fused=True):

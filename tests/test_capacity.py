@@ -16,7 +16,7 @@ from ebatch.step import BatchStep
 from ebatch.workload import Workload
 
 MODEL = RNNModel("t", (Layer("lstm", 8, 16), Layer("lstm", 16, 16)))
-SPEC = HostSpec(1e-3, 2e-4, 5e-5, 2e-9, 1e-9, 10.0, name="h", sources={})
+SPEC = HostSpec(1e-3, 5e-5, 2e-9, 1e-9, 10.0, segment_overhead_s=2e-4, name="h", sources={})
 
 
 def test_a_non_fused_step_pays_the_step_overhead_once_and_every_segment_its_own():

@@ -233,8 +233,10 @@ def test_hardware_lists_presets_and_shows_a_user_file(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "hardware", "-f", "json")
     assert code == 0
     rows = {r["name"]: r for r in strict_json(out)}
-    assert set(rows) == {"epur", "tpu-v1"}
+    assert set(rows) == {"epur", "tpu-v1", "h200"}
     assert "notify_latency_s" in rows["tpu-v1"]["assumptions"] and "clock_hz" not in rows["tpu-v1"]["assumptions"]
+    assert rows["h200"]["kind"] == "host" and rows["h200"]["assumptions"] == ["step_overhead_s"]
+    assert "4.8 TB/s" in rows["h200"]["parameters"]["weight_bandwidth_bytes_per_s"]["source"]
     text = (Path(ebatch.__file__).parent / "hardware" / "presets" / "epur.yaml").read_text()
     user = tmp_path / "mine.yaml"
     user.write_text(text.replace("name: epur", "name: mine"))

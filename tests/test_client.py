@@ -27,8 +27,8 @@ def scripted(statuses):
         x = np.load(io.BytesIO(request.content), allow_pickle=False)
         buffer = io.BytesIO()
         np.save(buffer, x * 2)
-        return httpx.Response(200, content=buffer.getvalue(), headers={"X-Queue-Seconds": "0.25",
-                                                                        "X-Compute-Seconds": "0.5"})
+        return httpx.Response(200, content=buffer.getvalue(), headers={
+            "X-Queue-Seconds": "0.25", "X-Compute-Seconds": "0.5", "X-Energy-Joules": "1.5", "X-Energy-Source": "rapl"})
 
     return httpx.MockTransport(handle), calls
 
@@ -40,7 +40,7 @@ def test_429_is_retried_after_retry_after_then_answers():
     with Client("http://server", model="m", transport=transport) as client:
         answer = client.infer_answer(np.ones((2, 3), np.float32))
     np.testing.assert_array_equal(answer.output, np.full((2, 3), 2.0))
-    assert (answer.queue_s, answer.compute_s) == (0.25, 0.5)
+    assert (answer.queue_s, answer.compute_s, answer.energy_j, answer.energy_source) == (0.25, 0.5, 1.5, "rapl")
     assert len(calls) == 3 and calls[-1][0] - calls[0][0] >= 0.09
     assert calls[0][1] == "/v1/models/m/infer"
 

@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 
 import ebatch
 from ebatch.hardware.cost import ENERGY_KEYS
+from ebatch.hardware.host import is_host_preset
 from ebatch.hardware.preset import preset_names
 from ebatch.model import get_model
 from simtools import BI1, MIX, UNI_BI, cell_log
 
 POLICIES = ebatch.policies.available()
-PRESETS = preset_names()
+PRESETS = [p for p in preset_names() if not is_host_preset(p)]  # accelerators: energy in named phases
 MODELS = ["tiny-lstm", "tiny-gru", "tiny-bilstm", "gnmt-enc", MIX, UNI_BI, BI1]
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -48,6 +48,14 @@ def test_summary_counts_failures_as_infinite_latency():
     assert r.offered_rps == pytest.approx(10.0) and r.achieved_rps == pytest.approx(2.0)
     assert r.goodput_rps == pytest.approx(1.0) and r.p50_s == pytest.approx(0.9) and r.p99_s == np.inf
     assert r.queue_s_mean == pytest.approx(0.375) and not r.slo_met
+    assert (r.energy_j_mean, r.energy_source) == (None, "n/a")  # no X-Energy-Joules from this server
+    with_energy = [RequestRecord(0.0, 5, 200, 0.2, 0.0, 0.1, 0.0, 0.5, "rapl"),
+                   RequestRecord(0.1, 5, 200, 0.2, 0.0, 0.1, 0.0, 1.5, "rapl"),
+                   RequestRecord(0.2, 5, 429, 0.01, np.nan, np.nan, 0.0), RequestRecord(0.3, 5, 200, 0.2, 0.0,
+                                                                                       0.1, 0.0, 4.0, "rapl")]
+    e = summarize(with_energy, s, slo_p99_s=0.5, model="m")
+    assert e.energy_j_mean == pytest.approx(2.0) and (e.energy_j_p50, e.energy_j_p99) == (1.5, 4.0)
+    assert e.energy_source == "rapl"
 
 
 def _result(rate: float, p99_s: float) -> LoadResult:
@@ -104,6 +112,11 @@ def test_open_loop_latency_counts_from_the_scheduled_send_time(tmp_path):
     # served one after another: the k-th waits for the k before it, so latency grows (a closed loop hides this)
     assert latencies[-1] >= 0.5 - run.records[-1].send_s - 0.01 and latencies[-1] > 3 * latencies[0] * 0.9
     assert not run.result.slo_met and run.result.compute_s_mean == pytest.approx(0.1)
+    from ebatch.bench.loadgen_report import runs_csv, runs_json, runs_table
+
+    assert "n/a" in runs_table([run.result]) and json.loads(runs_json([run.result]))["runs"][0]["energy_j_p99"] is None
+    row = runs_csv([run.result]).splitlines()[1]
+    assert row.endswith("n/a,n/a,n/a,n/a,False")
 
 
 def test_loadgen_cli_against_a_live_server(tmp_path, capsys):

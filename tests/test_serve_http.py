@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from servetools import sequences, torch_lstm, torch_outputs
+from servetools import metric_values, sequences, torch_lstm, torch_outputs
 
 
 def make_app(**options):
@@ -251,9 +251,7 @@ def test_metrics_expose_cells_histograms_and_gauges_in_base_units():
         await asyncio.gather(*(client.post("/v1/models/m/infer", json=x.tolist()) for x in sequences([3, 9, 4])))
         return (await client.get("/metrics")).text
 
-    text = run(app, go)
-    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
-              if line and not line.startswith("#")}
+    values = metric_values(run(app, go))
     assert values['ebatch_requests_total{outcome="ok"}'] == 3
     assert values["ebatch_useful_cells_total"] == (3 + 9 + 4) * 2  # two layers
     assert values["ebatch_padded_cells_total"] >= 0

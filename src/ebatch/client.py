@@ -51,11 +51,14 @@ class ServerError(Exception):
 
 @dataclass(frozen=True)
 class InferAnswer:
-    """One answer: the output and the server's queue and compute seconds."""
+    """One answer: the output, the server's queue and compute seconds, and its energy (``X-Energy-Joules``,
+    ``None`` when the server sends none) with the meter's kind (``rapl``, ``nvml``, ``estimate``)."""
 
     output: np.ndarray
     queue_s: float
     compute_s: float
+    energy_j: float | None = None
+    energy_source: str | None = None
 
 
 def _error(response: httpx.Response) -> ServerError:
@@ -73,9 +76,11 @@ def _error(response: httpx.Response) -> ServerError:
 
 
 def _answer(response: httpx.Response) -> InferAnswer:
+    energy = response.headers.get("x-energy-joules")
     return InferAnswer(np.load(io.BytesIO(response.content), allow_pickle=False),
                        float(response.headers.get("x-queue-seconds", "nan")),
-                       float(response.headers.get("x-compute-seconds", "nan")))
+                       float(response.headers.get("x-compute-seconds", "nan")),
+                       None if energy is None else float(energy), response.headers.get("x-energy-source"))
 
 
 def _v2_body(x: np.ndarray, sequence_id: int, start: bool, end: bool) -> tuple[bytes, dict[str, str]]:

@@ -12,6 +12,9 @@ Metrics (one :class:`LoadResult`; ``span_s`` runs from the first scheduled send 
   (a refused request never meets the SLO), so p99 is finite only when at most 1% failed;
 - ``rejected_429``, ``server_5xx``, ``errors`` (other statuses, timeouts, connection errors);
 - ``queue_s_mean`` / ``compute_s_mean``: the server's ``X-Queue-Seconds`` / ``X-Compute-Seconds``;
+- ``energy_j_mean``, ``energy_j_p50``, ``energy_j_p99``: the server's ``X-Energy-Joules`` over successful
+  requests (each request's share of its steps' energy), ``energy_source`` its ``X-Energy-Source``
+  (``rapl``, ``nvml``, ``estimate``); ``None`` and ``"n/a"`` when the server sends none;
 - ``send_lag_s_max``: how late this client sent its latest request; large values mean the client, not the
   server, was the bottleneck.
 """
@@ -39,6 +42,8 @@ class RequestRecord:
     queue_s: float
     compute_s: float
     send_lag_s: float
+    energy_j: float = float("nan")
+    energy_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,10 @@ class LoadResult:
     queue_s_mean: float
     compute_s_mean: float
     send_lag_s_max: float
+    energy_j_mean: float | None = None
+    energy_j_p50: float | None = None
+    energy_j_p99: float | None = None
+    energy_source: str = "n/a"
 
     @property
     def slo_met(self) -> bool:
@@ -100,6 +109,9 @@ def summarize(records, schedule: Schedule, slo_p99_s: float, model: str, label: 
         values = np.array([getattr(r, name) for r in records if r.status == 200])
         return float(np.nanmean(values)) if values.size and np.isfinite(values).any() else float("nan")
 
+    energy = np.array([r.energy_j for r in records if r.status == 200 and np.isfinite(r.energy_j)])
+    energy_p50, energy_p99 = np.quantile(energy, [0.5, 0.99], method="inverted_cdf") if energy.size else (None, None)
+    sources = sorted({r.energy_source for r in records if r.status == 200 and r.energy_source})
     return LoadResult(
         label=label, model=model, workload=schedule.workload, arrival=schedule.arrival, cv=schedule.cv,
         rate_rps=schedule.rate_rps, requests=n, ok=int(ok.sum()), rejected_429=int((status == 429).sum()),
@@ -110,6 +122,10 @@ def summarize(records, schedule: Schedule, slo_p99_s: float, model: str, label: 
         p50_s=float(quantiles[0]), p90_s=float(quantiles[1]), p99_s=float(quantiles[2]),
         queue_s_mean=mean("queue_s"), compute_s_mean=mean("compute_s"),
         send_lag_s_max=float(max(r.send_lag_s for r in records)),
+        energy_j_mean=float(energy.mean()) if energy.size else None,
+        energy_j_p50=None if energy_p50 is None else float(energy_p50),
+        energy_j_p99=None if energy_p99 is None else float(energy_p99),
+        energy_source=",".join(sources) or "n/a",
     )
 
 
@@ -145,7 +161,8 @@ async def _play(schedule: Schedule, url: str, model: str, input_size: int, timeo
             latency_s = loop.time() - (start + send_s)
             return RequestRecord(send_s, length, response.status_code, latency_s,
                                  _header(response, "x-queue-seconds"), _header(response, "x-compute-seconds"),
-                                 lag_s)
+                                 lag_s, _header(response, "x-energy-joules"),
+                                 response.headers.get("x-energy-source", ""))
 
         tasks = []
         for send_s, length in zip(schedule.send_s.tolist(), schedule.lengths.tolist()):

@@ -1,7 +1,8 @@
 """Reports of load-generator runs: a rich table, JSON, CSV, and a latency-against-rate chart of several runs.
 
 JSON is ``{"max_rate_rps": ..., "runs": [LoadResult fields + slo_met, ...]}`` (``max_rate_rps`` is null
-without ``--find-max-rate``); CSV has one row per run with the same fields. :func:`latency_chart` reads
+without ``--find-max-rate``; energy fields are null where the server sent none); CSV has one row per run
+with the same fields ("n/a" for a missing energy). :func:`latency_chart` reads
 such JSON files back (one curve per file, several runs per curve: a rate sweep or a search's probes).
 """
 
@@ -20,7 +21,14 @@ __all__ = ["latency_chart", "load_runs", "runs_csv", "runs_json", "runs_table"]
 _COLUMNS = [("rate_rps", "rate/s"), ("offered_rps", "offered/s"), ("achieved_rps", "achieved/s"),
             ("goodput_rps", "goodput/s"), ("p50_s", "p50 s"), ("p90_s", "p90 s"), ("p99_s", "p99 s"),
             ("ok", "ok"), ("rejected_429", "429"), ("server_5xx", "5xx"), ("errors", "errors"),
-            ("queue_s_mean", "queue s"), ("compute_s_mean", "compute s")]
+            ("queue_s_mean", "queue s"), ("compute_s_mean", "compute s"), ("energy_j_mean", "J/req"),
+            ("energy_source", "energy source")]
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def runs_table(results: list[LoadResult], max_rate_rps: float | None = None) -> str:
@@ -35,8 +43,7 @@ def runs_table(results: list[LoadResult], max_rate_rps: float | None = None) -> 
         table.add_column(title, justify="right")
     table.add_column("SLO met")
     for r in results:
-        table.add_row(*[f"{getattr(r, name):.4g}" if isinstance(getattr(r, name), float) else str(getattr(r, name))
-                        for name, _ in _COLUMNS], "yes" if r.slo_met else "no")
+        table.add_row(*[_cell(getattr(r, name)) for name, _ in _COLUMNS], "yes" if r.slo_met else "no")
     out = io.StringIO()
     Console(file=out, width=200, no_color=True).print(table)
     if max_rate_rps is not None:
@@ -55,7 +62,7 @@ def runs_csv(results: list[LoadResult]) -> str:
     writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for r in results:
-        writer.writerow(r.to_dict())
+        writer.writerow({k: "n/a" if v is None else v for k, v in r.to_dict().items()})
     return out.getvalue()
 
 

@@ -12,8 +12,10 @@ lengths (100 frames/s, random features, seed fixed):
 sequences (the no-padding limit, best of 3). A cell is one time-step of one layer and direction.
 Each configuration runs ``repeats`` times round-robin and its fastest run is kept (the machine is
 shared; the fastest run is the least disturbed one). Torch threads (and OpenBLAS threads where it can
-be set) are set to ``threads`` for every row. Needs torch. :func:`run_bench` returns the rows;
-:func:`ebatch.bench.runtime_report.markdown` renders them.
+be set) are set to ``threads`` for every row. ``energy_per_request_j``: the run's energy over its requests,
+from the meter :func:`ebatch.hardware.energy.choose_meter` picks for ``energy`` (RAPL where readable, else
+an estimate from ``hardware``'s power; the notes say which); a peer's run is metered as a whole.
+Needs torch. :func:`run_bench` returns the rows; :func:`ebatch.bench.runtime_report.markdown` renders them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ebatch.hardware.energy import choose_meter
 from ebatch.hardware.host import cpu_name
 from ebatch.model import Layer, RNNModel, get_model
 from ebatch.runtime.engine import Engine
@@ -57,6 +60,8 @@ class BenchConfig:
     repeats: int | None = None
     seed: int = 0
     thread_scaling: bool = False  # also run E-BATCH (first backend, first T) and torch.nn packed with 2 threads
+    energy: str = "auto"  # the energy meter (ebatch.hardware.energy.ENERGY_CHOICES)
+    hardware: str | None = None  # a host preset whose power_w prices an estimate
     notes: list[str] = field(default_factory=list)
 
     def n_requests(self, model: str) -> int:
@@ -135,18 +140,22 @@ def _configs(cfg: BenchConfig, load: str, bidirectional: bool = False) -> list[t
     return out
 
 
-def _run_one(weights, module, policy, params, backend, seqs, arrivals, threads, reference):
+def _run_one(weights, module, policy, params, backend, seqs, arrivals, threads, reference, meter=None):
     """One run: a dict of figures (wall-clock)."""
     from ebatch.bench.peers import run_peer
 
     if policy == "peer":
+        before_j = meter.read_j() if meter is not None else 0.0
         run = run_peer(module, seqs, params["batch_size"], params["mode"], arrivals_s=arrivals)
+        if meter is not None:
+            meter.on_busy(run.wall_s)
         p50, p99 = _percentiles(run.latency_s)
         span = float(run.finish_s.max() - (0.0 if arrivals is None else arrivals.min()))
         return {"wall_s": run.wall_s, "span_s": span, "latency_p50_s": p50, "latency_p99_s": p99,
-                "padded_cells": None, "max_abs_error": None}
+                "padded_cells": None, "max_abs_error": None,
+                "energy_per_request_j": (meter.read_j() - before_j) / len(seqs) if meter is not None else None}
     engine = Engine(weights, policy=policy, backend=backend, threads=threads if backend != "numpy" else None,
-                    **params)
+                    energy=meter, **params)
     if engine.executor.name != backend:
         raise ValueError(f"backend {backend!r} is not available here (got {engine.executor.name!r}); see the warning")
     outputs = engine.run(seqs, arrivals_s=arrivals)
@@ -156,7 +165,8 @@ def _run_one(weights, module, policy, params, backend, seqs, arrivals, threads, 
              - ex.recur_s, "outside_executor_s": s["wall_s"] - ex.execute_s}
     return {"wall_s": s["wall_s"], "span_s": s["makespan_s"], "latency_p50_s": s["latency_p50_s"],
             "latency_p99_s": s["latency_p99_s"], "padded_cells": s["padded_cells"], "time_split": split,
-            "max_abs_error": float(np.abs(outputs[0] - reference).max())}
+            "max_abs_error": float(np.abs(outputs[0] - reference).max()),
+            "energy_per_request_j": s.get("energy_per_request_j")}
 
 
 def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
@@ -172,6 +182,9 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
     cfg.notes.append(f"torch {torch.__version__}, torch threads {torch.get_num_threads()}; NumPy's OpenBLAS "
                      + (f"threads set to {cfg.threads}" if blas else "threads left at its default"))
     cfg.notes.append(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs")
+    choice = choose_meter(cfg.energy, None, cfg.hardware)
+    meter = choice.meter
+    cfg.notes.append(f"energy: {choice.source}" + "".join(f"; not {note}" for note in choice.notes))
     if "compiled" in cfg.backends:
         from ebatch.runtime.compiled import CompileUnavailable, build_info, load_extension
 
@@ -220,7 +233,7 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
                     if progress:
                         progress(f"{model_name} {load} {name} [{backend}]")
                     result = _run_one(weights, module, policy, params, backend, run_seqs, run_arrivals,
-                                      cfg.threads, reference)
+                                      cfg.threads, reference, meter)
                     result["requests"] = len(run_seqs)
                     result["useful_cells"] = int(sum(len(x) for x in run_seqs)) * model.cells_per_timestep
                     key = f"{name}|{backend}"
@@ -242,16 +255,17 @@ def run_bench(cfg: BenchConfig, progress=None) -> list[dict]:
                     "padded_fraction": None if r["padded_cells"] is None
                     else r["padded_cells"] / (r["padded_cells"] + r["useful_cells"]),
                     "wall_s": r["wall_s"], "max_abs_error": r["max_abs_error"],
-                    "time_split": r.get("time_split"),
+                    "time_split": r.get("time_split"), "energy_per_request_j": r["energy_per_request_j"],
+                    "energy_source": None if meter is None else meter.kind,
                 })
         if cfg.thread_scaling:
             if progress:
                 progress(f"{model_name} threads 1 and 2")
-            rows += _thread_rows(cfg, base, weights, module, seqs, reference, limit)
+            rows += _thread_rows(cfg, base, weights, module, seqs, reference, limit, meter)
     return rows
 
 
-def _thread_rows(cfg: BenchConfig, base: dict, weights, module, seqs, reference, limit) -> list[dict]:
+def _thread_rows(cfg: BenchConfig, base: dict, weights, module, seqs, reference, limit, meter) -> list[dict]:
     """E-BATCH on the first backend and torch.nn packed, offline, with 1 and 2 threads side by side."""
     import torch
 
@@ -264,13 +278,15 @@ def _thread_rows(cfg: BenchConfig, base: dict, weights, module, seqs, reference,
         torch.set_num_threads(threads)
         set_blas_threads(threads)
         for name, policy, params, backend in configs:
-            r = _run_one(weights, module, policy, params, backend, seqs, None, threads, reference)
+            r = _run_one(weights, module, policy, params, backend, seqs, None, threads, reference, meter)
             rows.append(base | {"name": name, "backend": backend, "load": f"offline {threads} thread(s)",
                                 "threads": threads, "rate_rps": None, "policy": policy, "requests": len(seqs),
                                 "sequences_per_s": len(seqs) / r["wall_s"], "useful_cells_per_s": cells / r["wall_s"],
                                 "latency_p50_s": r["latency_p50_s"], "latency_p99_s": r["latency_p99_s"],
                                 "efficiency": cells / r["wall_s"] / limit, "padded_fraction": None,
-                                "wall_s": r["wall_s"], "max_abs_error": r["max_abs_error"], "time_split": None})
+                                "wall_s": r["wall_s"], "max_abs_error": r["max_abs_error"], "time_split": None,
+                                "energy_per_request_j": r["energy_per_request_j"],
+                                "energy_source": None if meter is None else meter.kind})
     torch.set_num_threads(cfg.threads)
     set_blas_threads(cfg.threads)
     return rows

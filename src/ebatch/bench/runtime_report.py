@@ -36,7 +36,9 @@ def markdown(rows: list[dict], cfg: BenchConfig, command: str, elapsed_s: float)
         f"{cfg.load:g} x the capacity of the no-padding limit. Best of {cfg.n_repeats} round-robin run(s).",
         "Efficiency = useful cells/s / cells/s of the torch module on a full batch of B equal-length sequences "
         "(the no-padding limit); a cell is one time-step of one layer and direction. The runtime skips "
-        "padded cells, so `padded` is the plan's padding, not computed.",
+        "padded cells, so `padded` is the plan's padding, not computed. J/request: the run's energy over its "
+        "requests, from the meter named in the column (`rapl`, `nvml`; `estimate` = a preset's power x busy "
+        "time, not a measurement; the `energy` note below says which).",
         "",
         *[f"- {note}" for note in cfg.notes],
         "",
@@ -49,15 +51,16 @@ def markdown(rows: list[dict], cfg: BenchConfig, command: str, elapsed_s: float)
             f"### {model}: {first['model_requests']} requests, limit {first['limit_cells_per_s']:,.0f} cells/s",
             "",
             "| load | name | backend | seq/s | useful cells/s | p50 latency s | p99 latency s | efficiency "
-            "| padded | max abs err |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+            f"| padded | max abs err | J/request ({first.get('energy_source') or 'no meter'}) |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in mrows:
             req = "" if r["requests"] == r["model_requests"] else f" ({r['requests']} req.)"
             lines.append(
                 f"| {r['load']} | {r['name']}{req} | {r['backend']} | {_fmt(r['sequences_per_s'])} | "
                 f"{_fmt(r['useful_cells_per_s'])} | {_fmt(r['latency_p50_s'])} | {_fmt(r['latency_p99_s'])} | "
-                f"{r['efficiency']:.2f} | {_fmt(r['padded_fraction'], 2)} | {_fmt(r['max_abs_error'], 2)} |"
+                f"{r['efficiency']:.2f} | {_fmt(r['padded_fraction'], 2)} | {_fmt(r['max_abs_error'], 2)} | "
+                f"{_fmt(r.get('energy_per_request_j'))} |"
             )
         lines += ["", *_best(mrows), *_threads(trows), ""]
     return "\n".join(lines)

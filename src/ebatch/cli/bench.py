@@ -3,8 +3,9 @@
 Prints a table, and with ``--out FILE`` also writes it as that Markdown file's ``runtime`` section (``make bench``
 passes docs/benchmarks.md); or with
 ``--format json`` a JSON list of rows (``name``, ``batch_size``, ``sequences_per_s``, ``useful_cells_per_s``,
-``latency_p50_s``, ``latency_p99_s``, ``efficiency`` and more). ``--quick`` is what ``make bench`` runs: fewer
-requests and configurations, one run each. Needs the ``torch`` extra (the peers and the limit are torch).
+``latency_p50_s``, ``latency_p99_s``, ``efficiency``, ``energy_per_request_j`` with ``energy_source`` and
+more). ``--quick`` is what ``make bench`` runs: fewer requests and configurations, one run each. Needs the
+``torch`` extra (the peers and the limit are torch).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def bench(
     repeats: Annotated[int, typer.Option("--repeats", help="Runs per configuration, the fastest kept.")]
     = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of lengths, features and weights.")] = 0,
+    energy: Annotated[str, typer.Option("--energy", help="Energy meter for J/request: auto (RAPL where readable, "
+                                        "else an estimate) | rapl | estimate | off.")] = "auto",
+    hardware: Annotated[str | None, typer.Option("--hardware", help="Host preset whose power_w prices the energy "
+                                                 "estimate (default: an assumed 15 W).")] = None,
     thread_scaling: Annotated[bool | None, typer.Option(
         "--thread-scaling/--no-thread-scaling",
         help="Also time E-BATCH (first backend) and torch.nn packed with 2 threads over 1 (default: full run only).")]
@@ -79,6 +84,7 @@ def bench(
         quick=quick, models=_csv(models), batch_size=batch_size, timesteps=t_values, backends=chosen,
         requests=requests or None, eesen_requests=eesen_requests or None, threads=threads, load=load,
         repeats=repeats, seed=seed, thread_scaling=(not quick) if thread_scaling is None else thread_scaling,
+        energy=energy, hardware=hardware,
     )
     progress = None if fmt == "json" else (lambda text: typer.echo(f"  {text}", err=True))
     rows, elapsed_s = timed(cfg, progress)

@@ -24,13 +24,15 @@ def calibrate(
     out: Annotated[str | None, typer.Option("--out", help="Write the preset YAML here (else print it).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Measured passes over the grid.")] = 2,
     power_w: Annotated[float, typer.Option("--power-w", help="Assumed power for the energy *estimate*.")] = 15.0,
+    device: Annotated[str | None, typer.Option("--device", help="cuda (or cuda:N) to calibrate the torch "
+                                               "backend on a GPU; default: the CPU.")] = None,
 ) -> None:
     """Time the executor, fit step/segment/column/flop costs and write a hardware preset (kind: host)."""
     from ebatch.bench.runtime import bench_model
     from ebatch.experiments.study.calibrate import calibrate as run
     from ebatch.hardware.host import HostSpec, host_preset_text
 
-    result = run(bench_model(model), backend, threads or None, repeats, power_w)
+    result = run(bench_model(model), backend, threads or None, repeats, power_w, device=device)
     for name in HostSpec.parameter_names():
         typer.echo(f"{name:>22} = {getattr(result.spec, name):.4g}")
     kinds = ", ".join(f"{kind} {ratio:.2f}" for kind, ratio in result.total_ratio_by_kind.items())

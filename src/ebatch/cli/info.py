@@ -19,7 +19,8 @@ from rich.table import Table
 
 from ebatch import policies as policy_registry
 from ebatch.cli.compare import si, stdout_console
-from ebatch.hardware import HardwareSpec, load_preset, preset_names
+from ebatch.hardware import HardwareSpec, preset_names
+from ebatch.hardware.host import HostSpec, load_hardware
 from ebatch.model import ZOO
 from ebatch.workload.datasets import (
     DATASETS,
@@ -125,44 +126,61 @@ _KEY_FIGURES = (
 )
 
 
-def _spec_row(spec: HardwareSpec) -> dict:
+def _spec_row(spec) -> dict:
+    names = spec.parameter_names()
     return {
-        "name": spec.name, "description": spec.description,
-        "parameters": {n: {"value": getattr(spec, n), "source": spec.sources.get(n, "")}
-                       for n in HardwareSpec.parameter_names()},
-        "assumptions": spec.assumptions,
+        "name": spec.name, "kind": "host" if isinstance(spec, HostSpec) else "accelerator",
+        "description": spec.description,
+        "parameters": {n: {"value": getattr(spec, n), "source": spec.sources.get(n, "")} for n in names},
+        "assumptions": _assumed(spec),
     }
+
+
+def _assumed(spec) -> list[str]:
+    return [n for n, src in spec.sources.items() if str(src).lower().startswith("assumption")]
 
 
 def hardware(
     name: Annotated[str | None, typer.Argument(help="A preset name or YAML path: list all its parameters.")] = None,
     fmt: Format = "table",
 ) -> None:
-    """List the hardware presets, or every parameter of one preset (or YAML file) with its source."""
+    """List the hardware presets (accelerators and hosts), or every parameter of one preset with its source."""
     if name is not None:
-        spec = load_preset(name)
+        spec = load_hardware(name)
         table = Table(title=f"{spec.name}", caption=spec.description, caption_justify="left")
         table.add_column("parameter", no_wrap=True)
         table.add_column("value", justify="right", no_wrap=True)
         table.add_column("assumed", justify="center")
         table.add_column("source", ratio=1)
-        for n in HardwareSpec.parameter_names():
-            source = spec.sources.get(n, "")
-            table.add_row(n, str(getattr(spec, n)), "yes" if n in spec.assumptions else "", source)
+        for n in spec.parameter_names():
+            table.add_row(n, str(getattr(spec, n)), "yes" if n in _assumed(spec) else "", spec.sources.get(n, ""))
         _emit(fmt, [_spec_row(spec)], [table])
         return
-    specs = [load_preset(p) for p in preset_names()]
+    specs = [load_hardware(p) for p in preset_names()]
+    accelerators = [s for s in specs if isinstance(s, HardwareSpec)]
+    hosts = [s for s in specs if isinstance(s, HostSpec)]
     n_params = len(HardwareSpec.parameter_names())
-    assumed = [f"{s.name} assumes {', '.join(s.assumptions) or 'nothing'}." for s in specs]
+    assumed = [f"{s.name} assumes {', '.join(_assumed(s)) or 'nothing'}." for s in accelerators]
     table = Table(title="Hardware presets", caption_justify="left", caption=" ".join(assumed) + " `ebatch hardware "
                   "NAME` lists every parameter with its source; a YAML path works wherever a preset name does.")
     table.add_column("name", no_wrap=True)
     for header, _ in _KEY_FIGURES:
         table.add_column(header, justify="right", no_wrap=True)
     table.add_column("assumed", justify="right", no_wrap=True)
-    for spec in specs:
-        table.add_row(spec.name, *(f(spec) for _, f in _KEY_FIGURES), f"{len(spec.assumptions)}/{n_params}")
-    _emit(fmt, [_spec_row(s) for s in specs], [table])
+    for spec in accelerators:
+        table.add_row(spec.name, *(f(spec) for _, f in _KEY_FIGURES), f"{len(_assumed(spec))}/{n_params}")
+    host_table = Table(title="Host presets (kind: host: this runtime's executor on a CPU or GPU)",
+                       caption_justify="left", caption="ebatch calibrate writes one for this machine; "
+                       "weight B/s 0: no weight-read roofline.")
+    for header in ("name", "per step", "per column", "s/flop (rec.)", "s/flop (input)", "weight B/s", "power",
+                   "assumed"):
+        host_table.add_column(header, justify="left" if header == "name" else "right", no_wrap=True)
+    for spec in hosts:
+        host_table.add_row(spec.name, si(spec.step_overhead_s, "s"), si(spec.column_overhead_s, "s"),
+                           f"{spec.recurrent_s_per_flop:.3g}", f"{spec.input_s_per_flop:.3g}",
+                           si(spec.weight_bandwidth_bytes_per_s, "B/s"), si(spec.power_w, "W"),
+                           f"{len(_assumed(spec))}/{len(spec.parameter_names())}")
+    _emit(fmt, [_spec_row(s) for s in specs], [table] + ([host_table] if hosts else []))
 
 
 def datasets(fmt: Format = "table") -> None:

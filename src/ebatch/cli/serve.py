@@ -47,6 +47,11 @@ def serve(
     max_idle_s: Annotated[float, typer.Option("--max-idle-s", help="A stream idle this long is evicted.")] = 60.0,
     max_streams: Annotated[int, typer.Option("--max-streams", help="Open streams before new ones get 429.")]
     = 1024,
+    energy: Annotated[str, typer.Option("--energy", help="Energy meter: auto (NVML on CUDA, else RAPL, else an "
+                                        "estimate) | rapl | nvml | estimate | off.")] = "auto",
+    hardware: Annotated[str | None, typer.Option("--hardware", help="Host preset (kind: host, e.g. h200 or one "
+                                                 "from ebatch calibrate) whose power_w prices the estimate.")]
+    = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
     access_log: Annotated[bool, typer.Option("--access-log", help="Log every request (slower).")] = False,
 ) -> None:
@@ -76,7 +81,7 @@ def serve(
         latency_slo_s=latency_slo_s or None, backend=backend, threads=threads or None,
         max_queued_requests=max_queued_requests, max_queued_cells=max_queued_cells,
         max_request_bytes=max_request_bytes, drain_timeout_s=drain_timeout_s, max_idle_s=max_idle_s,
-        max_streams=max_streams,
+        max_streams=max_streams, energy=energy, hardware=hardware,
     )
     run_server(config, host=host, port=port, log_level=log_level, access_log=access_log)
 

@@ -18,25 +18,43 @@ in memory between invocations, unlike on an accelerator whose weight buffer is r
 reports a step's completions when the step returns (no notification in the middle of a step), so
 :attr:`HostCostModel.notifies_mid_step` is False and the simulator finishes them at the step's end.
 
+With ``weight_bandwidth_bytes_per_s`` > 0 (optional; 0, the default, leaves it out) the flop terms
+become a roofline over the step: its arithmetic and its weight reads overlap, and the step takes
+whichever is longer::
+
+    weights_s = (W_ih bytes + columns x W_hh bytes) / weight_bandwidth_bytes_per_s
+    time_s    = overheads + max(recurrent_s + input_s, weights_s)
+
+(float32 weights, 4 bytes a parameter, as the runtime's executors hold them; W_ih read once per step, by
+its one input GEMM, W_hh once per column). ``segment_overhead_s`` is optional too (0 by default: a preset
+from public figures, such as the shipped ``h200``, has no measurement of it).
+
 Times are seconds of one core running the executor's thread undisturbed (``ebatch calibrate`` measures
-the thread's CPU time with one thread, wall time otherwise). ``energy_j = power_w x time_s``: an
-**estimate** from the preset, named ``estimated_energy_j`` in the breakdown, not a measurement.
+the thread's CPU time with one CPU thread, wall time otherwise). ``energy_j = power_w x time_s``: an
+**estimate** from the preset, named ``estimated_energy_j`` in the breakdown, not a measurement. Shipped
+host presets (``h200``) load by name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
 
+from ebatch import strict_yaml
 from ebatch.hardware.cost import StepCost
+from ebatch.hardware.preset import preset_text
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
 
-__all__ = ["HostCostModel", "HostSpec", "cost_model", "cpu_name", "host_preset_text", "is_host_preset",
-           "load_hardware", "load_host_preset"]
+#: bytes of one weight as the runtime's executors hold it (float32)
+FLOAT32_BYTES = 4
+
+__all__ = ["FLOAT32_BYTES", "HostCostModel", "HostSpec", "cost_model", "cpu_name", "host_preset_text",
+           "is_host_preset", "load_hardware", "load_host_preset"]
 
 
 def cpu_name() -> str:
@@ -56,11 +74,12 @@ class HostSpec:
     """The fitted costs of one executor (backend, threads) on one machine; all >= 0."""
 
     step_overhead_s: float
-    segment_overhead_s: float
     column_overhead_s: float
     recurrent_s_per_flop: float
     input_s_per_flop: float
     power_w: float
+    weight_bandwidth_bytes_per_s: float = 0.0  # optional: 0 leaves the weight-read roofline out
+    segment_overhead_s: float = 0.0  # optional: 0 where not measured
     name: str = "host"
     description: str = ""
     sources: dict = field(default_factory=dict, compare=False)
@@ -69,66 +88,71 @@ class HostSpec:
     def parameter_names(cls) -> list[str]:
         return [f.name for f in fields(cls) if f.name not in ("name", "description", "sources")]
 
+    @classmethod
+    def optional_names(cls) -> list[str]:
+        """Parameters a preset may leave out (they default to 0: that part of the model is off)."""
+        return ["segment_overhead_s", "weight_bandwidth_bytes_per_s"]
+
     def on_shared_core(self, cpu_share: float) -> HostSpec:
         """This host when the executor's thread gets only ``cpu_share`` (0..1] of a core while it runs (a
-        machine shared with other work): every time cost divided by ``cpu_share``; power unchanged."""
+        machine shared with other work): every time cost divided by ``cpu_share``, the weight bandwidth
+        multiplied by it; power unchanged."""
         if not 0 < cpu_share <= 1:
             raise ValueError(f"cpu_share: must be in (0, 1], got {cpu_share}")
-        times = {n: getattr(self, n) / cpu_share for n in self.parameter_names() if n != "power_w"}
-        return replace(self, **times, description=f"{self.description} (a {cpu_share:.0%} share of a core)")
-
-
-def _strict_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
-    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
-    duplicates = sorted({k for k in keys if keys.count(k) > 1})
-    if duplicates:
-        raise ValueError(f"host preset: duplicate key(s) {duplicates}")
-    return loader.construct_mapping(node, deep=deep)
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+        scaled = {n: getattr(self, n) / cpu_share for n in self.parameter_names()
+                  if n not in ("power_w", "weight_bandwidth_bytes_per_s")}
+        return replace(self, **scaled, weight_bandwidth_bytes_per_s=self.weight_bandwidth_bytes_per_s * cpu_share,
+                       description=f"{self.description} (a {cpu_share:.0%} share of a core)")
 
 
 def _document(path: str | Path) -> dict:
     try:
-        document = yaml.load(Path(path).read_text(), Loader=_Loader)
+        text = preset_text(path)
+        document = strict_yaml.load(text if text is not None else Path(path).read_text())
+    except strict_yaml.DuplicateKeyError as exc:
+        raise ValueError(f"host preset {path}: {exc}") from None
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"hardware preset {path}: not valid YAML ({exc})".replace("\n", " ")) from None
     return document if isinstance(document, dict) else {}
 
 
 def is_host_preset(name_or_path: str | Path) -> bool:
-    """Whether ``name_or_path`` is a YAML file with ``kind: host`` (a malformed file is left to the caller)."""
+    """Whether ``name_or_path`` (a shipped preset or a YAML file) has ``kind: host`` (a malformed file is left
+    to the caller)."""
     try:
-        return Path(str(name_or_path)).is_file() and _document(name_or_path).get("kind") == "host"
+        return preset_text(name_or_path) is not None and _document(name_or_path).get("kind") == "host"
     except ValueError:
         return False
 
 
 def load_host_preset(path: str | Path) -> HostSpec:
-    """A host preset file; ``ValueError`` naming the field for unknown, missing or malformed entries."""
+    """A host preset (a shipped name or a file); ``ValueError`` naming the field for unknown, missing or
+    malformed entries."""
     document = _document(path)
     extra = set(document) - {"kind", "name", "description", "parameters"}
     if extra or document.get("kind") != "host" or not isinstance(document.get("parameters"), dict):
         raise ValueError(f"hardware preset {path}: a host preset needs kind: host, name, description, parameters "
                          f"(unknown: {sorted(extra)})")
-    params, names = document["parameters"], HostSpec.parameter_names()
-    if set(params) != set(names):
-        raise ValueError(f"hardware preset {path}: parameters must be exactly {', '.join(names)}; unknown "
-                         f"{sorted(set(params) - set(names))}, missing {sorted(set(names) - set(params))}")
+    params, names, optional = document["parameters"], HostSpec.parameter_names(), HostSpec.optional_names()
+    required = [n for n in names if n not in optional]
+    if not set(required) <= set(params) <= set(names):
+        raise ValueError(f"hardware preset {path}: parameters must be exactly {', '.join(required)} (optional: "
+                         f"{', '.join(optional)}); unknown {sorted(set(params) - set(names))}, missing "
+                         f"{sorted(set(required) - set(params))}")
     values, sources = {}, {}
-    for name in names:
+    for name in [n for n in names if n in params]:
         entry = params[name]
         if not isinstance(entry, dict) or set(entry) != {"value", "source"} or not str(entry["source"]).strip():
             raise ValueError(f"hardware preset {path}: parameter {name} must be {{value: ..., source: '...'}}")
         value = entry["value"]
+        if isinstance(value, str):  # YAML 1.1 reads 4.8e12 (no exponent sign) as a string
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"hardware preset {path}: {name} must be a number >= 0, got {value!r}")
         values[name], sources[name] = float(value), str(entry["source"])
+    for name in set(optional) - set(params):
+        sources[name] = "not in the preset: 0 leaves this term out"
     return HostSpec(**values, name=str(document.get("name", Path(path).stem)),
                     description=str(document.get("description", "")), sources=sources)
 
@@ -160,14 +184,19 @@ class HostCostModel:
                       + step.width * spec.column_overhead_s)
         recurrent_s = cells * 2 * layer.gate_rows * layer.output_size * spec.recurrent_s_per_flop
         input_s = cells * 2 * layer.gate_rows * layer.input_size * spec.input_s_per_flop
-        time_s = overhead_s + recurrent_s + input_s
+        weights_s = 0.0
+        if spec.weight_bandwidth_bytes_per_s > 0:
+            weight_bytes = FLOAT32_BYTES * (layer.input_params + step.width * layer.recurrent_params)
+            weights_s = weight_bytes / spec.weight_bandwidth_bytes_per_s
+        time_s = overhead_s + max(recurrent_s + input_s, weights_s)
         energy_j = spec.power_w * time_s
         return StepCost(time_s, energy_j, {"overhead_s": overhead_s, "recurrent_s": recurrent_s,
-                                           "input_s": input_s, "estimated_energy_j": energy_j})
+                                           "input_s": input_s, "weights_s": weights_s,
+                                           "estimated_energy_j": energy_j})
 
 
 def load_hardware(name_or_path: str | Path):
-    """A host preset (a YAML file with ``kind: host``) or an accelerator preset (a name or a file)."""
+    """A host preset (``kind: host``) or an accelerator preset, by shipped name or YAML file."""
     from ebatch.hardware.preset import load_preset
 
     return load_host_preset(name_or_path) if is_host_preset(name_or_path) else load_preset(name_or_path)

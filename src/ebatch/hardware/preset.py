@@ -21,7 +21,9 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["HardwareSpec", "load_preset", "preset_names", "PresetError"]
+from ebatch import strict_yaml
+
+__all__ = ["HardwareSpec", "load_preset", "preset_names", "preset_text", "PresetError"]
 
 
 class PresetError(ValueError):
@@ -70,22 +72,6 @@ class HardwareSpec:
     def assumptions(self) -> list[str]:
         return [k for k, src in self.sources.items() if str(src).lower().startswith("assumption")]
 
-
-class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that rejects duplicate mapping keys."""
-
-
-def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise PresetError(f"hardware preset: duplicate key {key!r} (line {key_node.start_mark.line + 1})")
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 _INT_FIELDS = {"array_rows", "array_cols"}
 _BOOL_FIELDS = {"weights_double_buffered"}
@@ -159,19 +145,32 @@ def preset_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(name_or_path: str | Path) -> HardwareSpec:
-    """A shipped preset by name (``tpu-v1``, ``epur``) or a user's YAML file by path."""
+def preset_text(name_or_path: str | Path) -> str | None:
+    """The YAML text of a shipped preset (by name) or of an existing file; ``None`` if it is neither."""
     text_path = str(name_or_path)
     if text_path in preset_names():
-        text = resources.files("ebatch.hardware").joinpath("presets", f"{text_path}.yaml").read_text()
-    elif Path(text_path).is_file():
-        text = Path(text_path).read_text()
-    else:
+        return resources.files("ebatch.hardware").joinpath("presets", f"{text_path}.yaml").read_text()
+    if Path(text_path).is_file():
+        return Path(text_path).read_text()
+    return None
+
+
+def load_preset(name_or_path: str | Path) -> HardwareSpec:
+    """A shipped accelerator preset by name (``tpu-v1``, ``epur``) or a user's YAML file by path. A host
+    preset (``kind: host``, e.g. ``h200``) is refused with a pointer to ``load_hardware``."""
+    text_path = str(name_or_path)
+    text = preset_text(text_path)
+    if text is None:
         raise PresetError(
             f"hardware: unknown preset {text_path!r}; choose one of {', '.join(preset_names())} or a YAML path"
         )
     try:
-        document = yaml.load(text, Loader=_StrictLoader)
+        document = strict_yaml.load(text)
+    except strict_yaml.DuplicateKeyError as exc:
+        raise PresetError(f"hardware preset {text_path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise PresetError(f"hardware preset {text_path}: not valid YAML ({exc})".replace("\n", " ")) from None
+    if isinstance(document, dict) and document.get("kind") == "host":
+        raise PresetError(f"hardware preset {text_path}: a host preset (kind: host), not an accelerator's; load it "
+                          "with ebatch.hardware.host.load_hardware (ebatch compare --hardware takes both)")
     return parse_preset(document, text_path)

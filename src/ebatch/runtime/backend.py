@@ -14,7 +14,10 @@ policies on a cost model and on the executor and puts the figures side by side::
 
 Time: ``time_s`` of a committed step is its measured execution time plus, by default, the host time spent
 since the previous step ended (the policy's scheduling, the event loop): what a serving loop would see.
-Energy is not measured: ``energy_j`` is 0 and the breakdown says so (``energy_measured: 0.0``).
+Energy: with a ``meter`` (:mod:`ebatch.hardware.energy`), ``energy_j`` of a step is what the meter counted
+over the same window as ``time_s`` (the end of the previous step to the end of this one; an estimate is
+told the step's seconds first), and the simulator shares it among the step's requests by their cells.
+Without one ``energy_j`` is 0 and the breakdown says so (``energy_measured: 0.0``).
 ``cost(step, commit=False)`` executes nothing and changes nothing the results depend on: it estimates
 from the measured seconds per column of earlier steps of the same (layer, direction), or, before any,
 from the step's multiply-accumulates at an assumed 20 GFLOP/s.
@@ -28,6 +31,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ebatch.hardware.cost import StepCost
+from ebatch.hardware.energy import EnergyMeter
 from ebatch.runtime.executor import Executor
 from ebatch.step import BatchStep
 
@@ -55,11 +59,13 @@ class ExecutorBackend:
         seed: int = 0,
         keep_outputs: bool = False,
         charge_overhead: bool = True,
+        meter: EnergyMeter | None = None,
     ) -> None:
         if inputs is None and lengths is None:
             raise ValueError("ExecutorBackend: give the requests' inputs or their lengths (random inputs)")
         self.executor = executor
         self.charge_overhead = charge_overhead
+        self.meter = meter
         executor.keep_outputs = keep_outputs
         if inputs is None:
             lengths = np.asarray(lengths, dtype=np.int64)
@@ -78,6 +84,7 @@ class ExecutorBackend:
         self.executor.reset()
         self.executor.source = self._source
         self._last_end_s: float | None = None
+        self._last_j: float | None = None
         self._seconds_per_column: dict[tuple[int, int], float] = {}
         self.measured_s = 0.0
         self.overhead_s = 0.0
@@ -86,6 +93,8 @@ class ExecutorBackend:
     def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
         if not commit:
             return StepCost(time_s=self._estimate(step), energy_j=0.0, breakdown={"estimated": 1.0})
+        if self.meter is not None and (self._last_j is None or not self.charge_overhead):
+            self._last_j = self.meter.read_j()
         start = time.perf_counter()
         overhead = start - self._last_end_s if self.charge_overhead and self._last_end_s is not None else 0.0
         self.completed.extend(self.executor.execute(step))
@@ -93,6 +102,7 @@ class ExecutorBackend:
         end = time.perf_counter()
         self._last_end_s = end
         measured = end - start
+        energy_j = self._energy_j(measured + overhead)
         self.measured_s += measured
         self.overhead_s += overhead
         key = (step.layer, step.direction)
@@ -102,14 +112,23 @@ class ExecutorBackend:
         layer = self.executor.model.layers[step.layer]
         return StepCost(
             time_s=measured + overhead,
-            energy_j=0.0,
+            energy_j=energy_j,
             breakdown={
                 "measured_s": measured,
                 "overhead_s": overhead,
                 "macs": float(step.useful_cells * layer.macs_per_cell),
-                "energy_measured": 0.0,
+                "energy_measured": float(self.meter is not None and self.meter.measured),
             },
         )
+
+    def _energy_j(self, busy_s: float) -> float:
+        """Joules the meter counted since the last reading (0 without a meter)."""
+        if self.meter is None:
+            return 0.0
+        self.meter.on_busy(busy_s)
+        now_j = self.meter.read_j()
+        energy_j, self._last_j = now_j - self._last_j, now_j
+        return energy_j
 
     def _estimate(self, step: BatchStep) -> float:
         per_column = self._seconds_per_column.get((step.layer, step.direction))

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ebatch import policies
+from ebatch.hardware.energy import EnergyMeter
 from ebatch.policies.base import Policy
 from ebatch.runtime.backend import ExecutorBackend
 from ebatch.runtime.executor import Executor
@@ -127,7 +128,9 @@ class Engine:
     other parameter of that policy as a keyword (``sort_window=64``, ``lookahead=32``), or a policy object
     (then ``batch_size``/``timesteps`` are ignored). ``backend``: ``"auto"`` (default: the fastest installed),
     ``"compiled"``, ``"torch"`` or ``"numpy"`` (see :func:`make_executor`; ``device`` ``"cpu"`` or ``"cuda"``;
-    ``threads`` sets ``torch.set_num_threads``).
+    ``threads`` sets ``torch.set_num_threads``). ``energy``: an energy meter
+    (:func:`ebatch.hardware.energy.choose_meter`); :meth:`stats` then reports the run's energy, shared
+    among the requests by their cells in each step.
     Life cycle: construct once, ``run()`` any number of times, ``stats()`` describes the last run.
     Raises ``ValueError`` for an unknown policy, parameter or backend.
     """
@@ -141,9 +144,11 @@ class Engine:
         backend: str = "auto",
         device: str | None = None,
         threads: int | None = None,
+        energy: EnergyMeter | None = None,
         **policy_params,
     ) -> None:
         self.weights = weights
+        self.energy = energy
         self.stages = ModelStages.of(weights)
         self.model = self.stages.model
         if isinstance(policy, str) and policy in policies.available():
@@ -225,7 +230,8 @@ class Engine:
             return results
         order = good[np.argsort(arrivals[good], kind="stable")]  # simulator id -> input index
         workload = Workload.from_lengths([len(arrays[i]) for i in order], arrivals[order], name="engine")
-        backend = ExecutorBackend(self.executor, inputs=lambda sid: arrays[int(order[sid])], keep_outputs=True)
+        backend = ExecutorBackend(self.executor, inputs=lambda sid: arrays[int(order[sid])], keep_outputs=True,
+                                  meter=self.energy)
         start = time.perf_counter()
         simulator = Simulator(self.model, workload, self.policy, backend)
         simulator.run()
@@ -251,10 +257,14 @@ class Engine:
             "latency_p99_s": summary["latency_p99_s"],
             "makespan_s": summary["makespan_s"],
         }
+        if self.energy is not None:
+            self._stats |= {"energy_j": summary["energy_j"], "energy_per_request_j": summary["energy_per_request_j"],
+                            "energy_source": self.energy.source}
         return results
 
     def stats(self) -> dict:
         """Figures of the last :meth:`run`: ``useful_cells``, ``padded_cells`` (the plan's padding, which the
         executor skips), ``computed_cells`` (cells actually evaluated), ``steps``, ``invocations``,
-        ``wall_s``, ``execute_s`` (inside the executor), throughput and measured-clock latency."""
+        ``wall_s``, ``execute_s`` (inside the executor), throughput and measured-clock latency; with an
+        energy meter also ``energy_j``, ``energy_per_request_j`` and ``energy_source``."""
         return dict(self._stats)

@@ -5,7 +5,9 @@ loop; it never touches a policy or an executor. Endpoints (docs/serving.md has e
 
 - ``POST /v1/models/{name}/infer``: body ``.npy`` or JSON ``[length, features]``; query ``outputs=all|last``
   and ``deadline_ms``; answers ``.npy`` if ``Accept: application/x-npy``, else JSON; headers
-  ``X-Queue-Seconds`` and ``X-Compute-Seconds``.
+  ``X-Queue-Seconds`` and ``X-Compute-Seconds``, and with an energy meter ``X-Energy-Joules`` (the request's
+  share of its steps' energy, :mod:`ebatch.serve.energy`) and ``X-Energy-Source`` (``rapl``, ``nvml`` or
+  ``estimate``); the JSON body carries them as ``energy_j`` and ``energy_source``.
 - ``GET /v1/models``: the served model's shapes and policy.
 - WebSocket ``/v1/models/{name}/stream`` (:mod:`ebatch.serve.websocket`) and KServe v2
   (:mod:`ebatch.serve.kserve`): health, metadata, inference, sequences.
@@ -41,9 +43,10 @@ from ebatch.serve.metrics import CONTENT_TYPE_LATEST, ServeMetrics
 from ebatch.serve.service import ModelService, ServeConfig
 from ebatch.serve.streams import StreamRegistry
 
-__all__ = ["COMPUTE_HEADER", "QUEUE_HEADER", "create_app"]
+__all__ = ["COMPUTE_HEADER", "ENERGY_HEADER", "ENERGY_SOURCE_HEADER", "QUEUE_HEADER", "create_app"]
 
 QUEUE_HEADER, COMPUTE_HEADER = "X-Queue-Seconds", "X-Compute-Seconds"
+ENERGY_HEADER, ENERGY_SOURCE_HEADER = "X-Energy-Joules", "X-Energy-Source"
 
 
 def create_app(config: ServeConfig, weights: RNNWeights | None = None) -> FastAPI:
@@ -91,9 +94,13 @@ def create_app(config: ServeConfig, weights: RNNWeights | None = None) -> FastAP
             return result
         output = result.output if outputs == "all" else result.output[-1:]
         headers = {QUEUE_HEADER: f"{result.queue_s:.6f}", COMPUTE_HEADER: f"{result.compute_s:.6f}"}
+        energy = {}
+        if result.energy_j is not None:
+            energy = {"energy_j": result.energy_j, "energy_source": service.energy.meter.kind}
+            headers |= {ENERGY_HEADER: f"{result.energy_j:.6g}", ENERGY_SOURCE_HEADER: energy["energy_source"]}
         if NPY in request.headers.get("accept", ""):
             return Response(encode_npy(output), media_type=NPY, headers=headers)
-        body = {"output": output.tolist(), "queue_s": result.queue_s, "compute_s": result.compute_s}
+        body = {"output": output.tolist(), "queue_s": result.queue_s, "compute_s": result.compute_s} | energy
         return Response(json.dumps(body, separators=(",", ":")), media_type="application/json", headers=headers)
 
     @app.get("/v1/models")

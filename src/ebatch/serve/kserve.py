@@ -6,7 +6,8 @@
 - ``POST /v2/models/{name}/infer``: JSON or the binary-tensor extension (:mod:`ebatch.serve.codec`).
   Request parameters: ``sequence_id`` (non-zero), ``sequence_start``, ``sequence_end`` append the input
   to a server-held stream (:mod:`ebatch.serve.streams`); ``timeout`` (microseconds, Triton's) is the
-  deadline. The response's ``parameters`` carry ``queue_s`` and ``compute_s``.
+  deadline. The response's ``parameters`` carry ``queue_s`` and ``compute_s`` (and, with an energy meter,
+  ``energy_j`` and ``energy_source``).
 """
 
 from __future__ import annotations
@@ -89,8 +90,11 @@ def router(service: ModelService, metrics: ServeMetrics, streams: StreamRegistry
         result = await settle(run(), metrics)
         if isinstance(result, Response):
             return result
+        parameters = {"queue_s": result.queue_s, "compute_s": result.compute_s}
+        if result.energy_j is not None:
+            parameters |= {"energy_j": result.energy_j, "energy_source": service.energy.meter.kind}
         content, headers = encode_v2(service.name, result.output, decoded.request_id, decoded.binary_output,
-                                     {"queue_s": result.queue_s, "compute_s": result.compute_s})
+                                     parameters)
         return Response(content, headers=headers)
 
     return api

@@ -15,6 +15,11 @@ one process (tests) do not collide. docs/serving.md lists every metric with its 
   ``ebatch_in_flight_requests`` (admitted, not yet answered),
   ``ebatch_active_slots`` (rows the last step used), ``ebatch_total_slots`` (rows a step has),
   ``ebatch_measured_timesteps_per_second`` (the rate admission uses), ``ebatch_open_streams``: gauges.
+- With an energy meter (:mod:`ebatch.serve.energy`), labelled ``source`` (``rapl``, ``nvml`` or ``estimate``):
+  ``ebatch_energy_joules_total{source,part}``: joules during steps (``part="steps"``, all attributed to
+  requests) and between them (``part="idle"``), read from the ledger at each scrape;
+  ``ebatch_request_energy_joules{source}``: histogram of successful requests' energy;
+  ``ebatch_energy_meter_info{source,description}``: which meter, in words.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ebatch.serve.energy import EnergyLedger
 from ebatch.serve.online import OnlineEngine
 from ebatch.serve.outcomes import InferenceResult
 from ebatch.step import BatchStep
@@ -33,6 +40,25 @@ __all__ = ["CONTENT_TYPE_LATEST", "OUTCOMES", "ServeMetrics"]
 OUTCOMES = ("ok", "invalid", "too_large", "busy", "deadline", "unavailable", "cancelled", "error")
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _WINDOW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+_ENERGY_BUCKETS_J = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 100.0)
+
+
+class _EnergyCollector:
+    """``ebatch_energy_joules_total`` and ``ebatch_energy_meter_info``, read from the ledger at each scrape."""
+
+    def __init__(self, ledger: EnergyLedger) -> None:
+        self.ledger = ledger
+
+    def collect(self):
+        totals = self.ledger.totals()
+        energy = CounterMetricFamily("ebatch_energy_joules", "Energy during steps (attributed to requests) and "
+                                     "between them (idle), by meter.", labels=["source", "part"])
+        energy.add_metric([self.ledger.kind, "steps"], totals.steps_j)
+        energy.add_metric([self.ledger.kind, "idle"], totals.idle_j)
+        yield energy
+        info = InfoMetricFamily("ebatch_energy_meter", "The energy meter, in words.")
+        info.add_metric([], {"source": self.ledger.kind, "description": self.ledger.source})
+        yield info
 
 
 class ServeMetrics:
@@ -62,14 +88,22 @@ class ServeMetrics:
         self.rate = Gauge("ebatch_measured_timesteps_per_second", "Request time-steps per second of steps, "
                           "recent average (admission's estimate).", registry=r)
         self.open_streams = Gauge("ebatch_open_streams", "Streams holding server-side state.", registry=r)
+        self.request_energy = Histogram("ebatch_request_energy_joules", "Energy of each successful request: its "
+                                        "share of its steps' energy.", ["source"], buckets=_ENERGY_BUCKETS_J,
+                                        registry=r)
+        self._energy_source: str | None = None
 
     def watch(self, engine: OnlineEngine, open_streams: Callable[[], int]) -> None:
-        """Read the queue gauges from ``engine`` (and the stream count) at each scrape."""
+        """Read the queue gauges from ``engine`` (and the stream count) and its energy ledger at each scrape."""
         self.queued_requests.set_function(lambda: engine.queued_requests)
         self.queued_cells.set_function(lambda: engine.queued_cells)
         self.in_flight.set_function(lambda: engine.in_flight)
         self.rate.set_function(lambda: engine.timesteps_per_s or 0.0)
         self.open_streams.set_function(open_streams)
+        if engine.energy is not None:
+            self._energy_source = engine.energy.kind
+            self.request_energy.labels(self._energy_source)
+            self.registry.register(_EnergyCollector(engine.energy))
 
     def on_step(self, step: BatchStep, duration_s: float) -> None:
         self.useful_cells.inc(step.useful_cells)
@@ -84,6 +118,8 @@ class ServeMetrics:
             self.latency.observe(result.queue_s + result.compute_s)
             self.queue_wait.observe(result.queue_s)
             self.compute.observe(result.compute_s)
+            if result.energy_j is not None and self._energy_source is not None:
+                self.request_energy.labels(self._energy_source).observe(result.energy_j)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,7 +15,9 @@ Life cycle::
 
 Every submitted request gets exactly one outcome on its future: an :class:`InferenceResult`, or one of
 :class:`Rejected` (bad input, queue full, engine closed), :class:`DeadlineExceeded` (still queued when
-its deadline passed), :class:`Cancelled`, or the executor's error. The clock is injectable
+its deadline passed), :class:`Cancelled`, or the executor's error. With an
+:class:`~ebatch.serve.energy.EnergyLedger` (``energy=``) every step's energy is booked and a result carries
+its request's share (``energy_j``). The clock is injectable
 (``clock=`` a function returning seconds): with ``start=False`` a test calls :meth:`OnlineEngine.poll`
 itself and every decision is deterministic. Memory: the engine and the policy keep only requests in
 flight.
@@ -36,6 +38,7 @@ import numpy as np
 from ebatch.policies.base import Policy
 from ebatch.runtime.engine import SequenceError, validate_sequence
 from ebatch.runtime.executor import Executor
+from ebatch.serve.energy import EnergyLedger
 from ebatch.serve.outcomes import (
     Cancelled,
     DeadlineExceeded,
@@ -67,20 +70,22 @@ class OnlineEngine:
     ``max_queued_requests`` / ``max_queued_cells`` bound the requests admitted but not yet started, by
     count and by time-steps of work; over either bound :meth:`submit` rejects at once, and so it does a
     request with a deadline that the queue ahead of it cannot clear in time at the measured rate
-    (:attr:`timesteps_per_s`). ``listener``: a :class:`StepListener` told about every step. Raises
+    (:attr:`timesteps_per_s`). ``listener``: a :class:`StepListener` told about every step. ``energy``: the
+    ledger that books each step's energy (read at its start and end) to its requests. Raises
     ``ValueError`` for a bound below 1.
     """
 
     def __init__(self, executor: Executor, policy: Policy, clock: Callable[[], float] = time.monotonic,
                  max_queued_requests: int | None = None, max_queued_cells: int | None = None,
-                 start: bool = True, listener: StepListener | None = None) -> None:
+                 start: bool = True, listener: StepListener | None = None,
+                 energy: EnergyLedger | None = None) -> None:
         for name, bound in (("max_queued_requests", max_queued_requests), ("max_queued_cells", max_queued_cells)):
             if bound is not None and bound < 1:
                 raise ValueError(f"{name}: must be >= 1 or None, got {bound}")
         self.executor, self.policy, self.clock = executor, policy, clock
         self.model = executor.model
         self.max_queued_requests, self.max_queued_cells = max_queued_requests, max_queued_cells
-        self.listener = listener
+        self.listener, self.energy = listener, energy
         self._timesteps_per_step = 1.0 / self.model.cells_per_timestep
         self._rate_timesteps = 0.0  # decayed sums of request time-steps computed and of busy seconds
         self._rate_s = 0.0
@@ -245,15 +250,21 @@ class OnlineEngine:
                 deadlines = [r.deadline_s for r in self._queued.values()]
             return min([math.inf] + ([wake] if wake is not None else []) + deadlines)
         begin = self.clock()
+        if self.energy is not None:
+            self.energy.begin_step()
         try:
             self.executor.execute(step)
         except Exception as exc:  # an executor fault: its requests get the error, the others go on
+            if self.energy is not None:
+                self.energy.end_step(step, self.clock() - begin)
             held = set(step.seg_request.tolist())
             self.policy.cancel(np.array(sorted(held), dtype=np.int64))
             self._answer(held, exc)
             return None
         done = self.policy.on_step_done(step)
         end = self.clock()
+        if self.energy is not None:
+            self.energy.end_step(step, end - begin)
         self.steps += 1
         if self.listener is not None:
             self.listener.on_step(step, end - begin)
@@ -269,8 +280,9 @@ class OnlineEngine:
             answers = [(self._requests.pop(r), r) for r in done.tolist()]
         for state, request in answers:
             final = self.executor.final_state(request) if state.keep_state else None
+            energy_j = self.energy.pop(request) if self.energy is not None else None
             result = InferenceResult(self.executor.pop_result(request), state.started_s - state.admitted_s,
-                                     end - state.started_s, final)
+                                     end - state.started_s, final, energy_j)
             state.future.set_result(result)
         return None
 
@@ -287,6 +299,9 @@ class OnlineEngine:
         self._answer(set(dropped.tolist()), error)
 
     def _answer(self, ids: set[int], error: Exception) -> None:
+        if self.energy is not None:
+            for request in ids:
+                self.energy.pop(request)
         with self._lock:
             states = [self._requests.pop(r) for r in ids if r in self._requests]
             for request in ids:

@@ -44,6 +44,7 @@ class InferenceResult:
     queue_s: float  # from admission to the first step holding it
     compute_s: float  # from that step's start to the end of the step that completed it
     final_state: tuple | None = None  # with submit(keep_state=True): the state a stream's next chunk continues
+    energy_j: float | None = None  # its share of its steps' energy (serve.energy); None without a meter
 
 
 class StepListener(Protocol):

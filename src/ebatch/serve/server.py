@@ -67,6 +67,8 @@ def build_server(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000,
                  access_log: bool = False, weights: RNNWeights | None = None) -> DrainingServer:
     """The server, not yet running (``server.run()`` blocks; tests run it in a thread)."""
     app = create_app(config, weights)
+    choice = app.state.service.energy
+    log.info("energy: %s%s", choice.source, "".join(f"; passed over: {note}" for note in choice.notes))
     uv_config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
                                lifespan="on", timeout_graceful_shutdown=config.drain_timeout_s + 5)
     return DrainingServer(uv_config, app.state.service)

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ebatch import policies
+from ebatch.hardware.energy import ENERGY_CHOICES, MeterChoice, choose_meter
 from ebatch.model import ZOO, get_model, model_names
 from ebatch.runtime.engine import make_executor
 from ebatch.runtime.stages import ModelStages
 from ebatch.runtime.weights import RNNWeights
+from ebatch.serve.energy import EnergyLedger
 from ebatch.serve.online import OnlineEngine
 
 __all__ = ["ServeConfig", "ModelService", "load_weights"]
@@ -48,6 +50,8 @@ class ServeConfig:
     drain_timeout_s: float = 30.0
     max_idle_s: float = 60.0
     max_streams: int = 1024
+    energy: str = "auto"
+    hardware: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_queued_requests", "max_queued_cells", "max_request_bytes", "max_streams"):
@@ -60,6 +64,8 @@ class ServeConfig:
                                  f"got {getattr(self, name)}")
         if self.latency_slo_s is not None and self.timesteps != "auto":
             raise ValueError("latency-slo-s: only with --timesteps auto")
+        if self.energy not in ENERGY_CHOICES:
+            raise ValueError(f"energy: unknown meter {self.energy!r}; choose one of {', '.join(ENERGY_CHOICES)}")
 
     @property
     def served_name(self) -> str:
@@ -103,7 +109,9 @@ def build_policy(config: ServeConfig) -> policies.Policy:
 class ModelService:
     """One model served by an online engine, plus what every endpoint shares (see the module docstring).
 
-    ``listener``: the engine's step listener (the server's metrics).
+    ``listener``: the engine's step listener (the server's metrics). The energy meter is chosen from
+    ``config.energy`` and ``config.hardware`` (:func:`~ebatch.hardware.energy.choose_meter`); ``energy``
+    says which, and why others were passed over.
     """
 
     def __init__(self, config: ServeConfig, listener=None, weights: RNNWeights | ModelStages | None = None) -> None:
@@ -112,8 +120,11 @@ class ModelService:
         self.weights = weights if weights is not None else load_weights(config.model, config.cell, config.seed)
         self.model = self.weights.model
         executor = make_executor(self.weights, config.backend, threads=config.threads)
+        self.energy: MeterChoice = choose_meter(config.energy, str(getattr(executor, "device", "cpu")),
+                                                config.hardware)
+        ledger = EnergyLedger(self.energy.meter) if self.energy.meter is not None else None
         self.engine = OnlineEngine(executor, build_policy(config), max_queued_requests=config.max_queued_requests,
-                                   max_queued_cells=config.max_queued_cells, listener=listener)
+                                   max_queued_cells=config.max_queued_cells, listener=listener, energy=ledger)
         self.draining = threading.Event()
         self._closed = False
         self._lock = threading.Lock()
@@ -155,5 +166,5 @@ class ModelService:
             "bidirectional": self.model.bidirectional,
             "input_size": self.input_size, "output_size": self.output_size, "streaming": self.streaming,
             "policy": self.engine.policy.name, "policy_params": self.engine.policy.params(),
-            "backend": self.engine.executor.name,
+            "backend": self.engine.executor.name, "energy_source": self.energy.source,
         }

@@ -13,7 +13,7 @@ from ebatch.policies.base import Policy
 from ebatch.step import BatchStep
 from ebatch.workload import Workload
 
-__all__ = ["SimulationResult", "StepLog"]
+__all__ = ["SimulationResult", "StepLog", "flat_summary"]
 
 STEP_COLUMNS = (
     "start_s", "time_s", "energy_j", "layer", "direction", "width", "rows", "useful_cells", "computed_cells",
@@ -120,3 +120,17 @@ class SimulationResult:
             "dram_weight_bytes": float(steps["dram_weight_bytes"].sum()),
             "mac_utilisation": float(steps["macs"].sum()) / peak if peak > 0 else float("nan"),
         }
+
+
+def flat_summary(summary: dict) -> dict:
+    """``summary`` with its nested entries spread into columns: ``params`` as ``param_<name>``,
+    ``energy_breakdown_j`` as ``energy_<part>_j`` (for tables: CSV, Parquet)."""
+    flat = {}
+    for key, value in summary.items():
+        if key == "params":
+            flat.update({f"param_{k}": v for k, v in value.items()})
+        elif key == "energy_breakdown_j":
+            flat.update({f"energy_{k}_j": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat

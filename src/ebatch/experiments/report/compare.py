@@ -16,22 +16,17 @@ from pathlib import Path
 from ebatch.experiments.report.plots import comparison_chart
 from ebatch.experiments.study.compare import comparison_rows
 from ebatch.sim import SimulationResult
+from ebatch.sim.results import flat_summary
 
 __all__ = ["csv_text", "flat_row", "write_comparison"]
 
 
 def flat_row(row: dict) -> dict:
-    """A comparison row with nested entries spread into columns: ``param_<key>``, ``energy_<part>_j``."""
-    flat = {}
-    for key, value in row.items():
-        if key == "params":
-            flat.update({f"param_{k}": v for k, v in value.items()})
-        elif key == "energy_breakdown_j":
-            flat.update({f"energy_{k}_j": v for k, v in value.items()})
-        elif key == "measured":  # figures measured on a real executor (compare --measured)
-            flat.update({f"measured_{k}": v for k, v in value.items()})
-        else:
-            flat[key] = value
+    """A comparison row with nested entries spread into columns: ``param_<key>``, ``energy_<part>_j``
+    (:func:`ebatch.sim.results.flat_summary`) and ``measured_<key>`` (figures measured on a real executor,
+    ``compare --measured``)."""
+    flat = flat_summary({k: v for k, v in row.items() if k != "measured"})
+    flat.update({f"measured_{k}": v for k, v in row.get("measured", {}).items()})
     return flat
 
 

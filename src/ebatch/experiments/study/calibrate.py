@@ -11,10 +11,11 @@ Two kinds of steps are timed, each on every layer direction of the model (a warm
   continue saved states, windows that concatenate sequences. None of these are the workloads the preset
   is later checked on.
 
-The clock is the executor thread's CPU time when ``threads == 1`` (a single-threaded executor runs on the
+The clock is the executor thread's CPU time with one CPU thread (a single-threaded executor runs on the
 calling thread, so this is the time it takes on a core of its own, whatever else the machine runs), and
-wall time otherwise. The host cost model's five coefficients (per step, per segment, per column, per
-recurrent flop, per input flop) are fitted by non-negative least squares on relative error. Bounded:
+wall time otherwise (several threads, or a GPU). The host cost model's five coefficients (per step, per
+segment, per column, per recurrent flop, per input flop) are fitted by non-negative least squares on
+relative error. Bounded:
 ``(repeats + 1) x (len(rows) x len(columns) + 3 policy runs)`` passes over the model.
 """
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from ebatch.experiments.formatting import json_safe
 from ebatch.hardware.cost import StepCost
+from ebatch.hardware.energy import ASSUMED_POWER_W
 from ebatch.hardware.host import HostSpec, cpu_name
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
@@ -166,15 +168,17 @@ def _policy_pass(executor, model: RNNModel, clock, batch_size: int, inputs) -> l
 
 def measure_steps(model: str | RNNModel, backend: str = "torch", threads: int | None = 1,
                   rows: tuple[int, ...] = (1, 4, 16), columns: tuple[int, ...] = (4, 16, 64, 512), repeats: int = 2,
-                  seed: int = 0, policy_requests: int = 48) -> list[StepTiming]:
-    """The fastest of ``repeats`` timings of every grid and policy step (``policy_requests=0``: grid only)."""
+                  seed: int = 0, policy_requests: int = 48, device: str | None = None) -> list[StepTiming]:
+    """The fastest of ``repeats`` timings of every grid and policy step (``policy_requests=0``: grid only);
+    the first pass is not kept (on CUDA it captures the step shapes' graphs). ``device``: ``"cuda"`` for
+    the torch backend on a GPU (timed in wall time)."""
     from ebatch.runtime.engine import make_executor
     from ebatch.runtime.weights import RNNWeights
     from ebatch.workload import Workload
 
     model = get_model(model) if isinstance(model, str) else model
-    executor = make_executor(RNNWeights.random(model, seed=seed), backend, threads=threads)
-    clock = time.thread_time if threads == 1 else time.perf_counter
+    executor = make_executor(RNNWeights.random(model, seed=seed), backend, device=device, threads=threads)
+    clock = time.thread_time if _cpu_clock(threads, device) else time.perf_counter
     lengths = Workload.from_dataset(CALIBRATION_WORKLOAD, n=policy_requests, seed=seed).lengths if policy_requests \
         else np.zeros(0, dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -190,8 +194,9 @@ def measure_steps(model: str | RNNModel, backend: str = "torch", threads: int | 
 
 
 def fit_host(model: str | RNNModel, timings: list[StepTiming], name: str, source: str,
-             power_w: float) -> Calibration:
-    """The non-negative least-squares fit of the host cost model to ``timings`` (relative error)."""
+             power_w: float, machine: str | None = None) -> Calibration:
+    """The non-negative least-squares fit of the host cost model to ``timings`` (relative error; ``machine``:
+    what ran them, for the description; this CPU by default)."""
     model = get_model(model) if isinstance(model, str) else model
     a = np.array([_features(model, t) for t in timings])
     b = np.array([t.time_s for t in timings])
@@ -203,23 +208,38 @@ def fit_host(model: str | RNNModel, timings: list[StepTiming], name: str, source
     ratios = {k: float(fitted[kinds == k].sum() / b[kinds == k].sum()) for k in dict.fromkeys(kinds.tolist())}
     sources = {n: f"{source}; fit of {len(timings)} steps, relative RMS error {rel:.1%}" for n in _NAMES}
     sources["power_w"] = "assumption: estimated energy only (power x time), not measured; set with --power-w"
-    spec = HostSpec(*map(float, coef), power_w=float(power_w), name=name,
-                    description=f"ebatch executor on {cpu_name()}, fitted by ebatch calibrate", sources=sources)
+    sources["weight_bandwidth_bytes_per_s"] = "not fitted: 0 leaves the weight-read roofline out"
+    spec = HostSpec(**dict(zip(_NAMES, map(float, coef))), power_w=float(power_w), name=name,
+                    description=f"ebatch executor on {machine or cpu_name()}, fitted by ebatch calibrate",
+                    sources=sources)
     return Calibration(spec, tuple(timings), rel, ratios)
 
 
+def _cpu_clock(threads: int | None, device: str | None) -> bool:
+    """Whether steps are timed in the thread's CPU time: one CPU thread (then it is the calling thread)."""
+    return threads == 1 and (device is None or str(device) == "cpu")
+
+
 def calibrate(model: str | RNNModel, backend: str = "torch", threads: int | None = 1, repeats: int = 2,
-              power_w: float = 15.0, rows: tuple[int, ...] = (1, 4, 16), columns: tuple[int, ...] = (4, 16, 64, 512),
-              policy_requests: int = 48) -> Calibration:
-    """Measure and fit; the preset's sources name the CPU, backend, threads, clock and date."""
+              power_w: float = ASSUMED_POWER_W, rows: tuple[int, ...] = (1, 4, 16),
+              columns: tuple[int, ...] = (4, 16, 64, 512), policy_requests: int = 48,
+              device: str | None = None) -> Calibration:
+    """Measure and fit; the preset's sources name the CPU (or GPU), backend, threads, clock and date."""
     if repeats < 1:
         raise ValueError(f"repeats: must be >= 1, got {repeats}")
     if not power_w >= 0:
         raise ValueError(f"power-w: must be >= 0 watts, got {power_w}")
-    timings = measure_steps(model, backend, threads, rows, columns, repeats, policy_requests=policy_requests)
+    timings = measure_steps(model, backend, threads, rows, columns, repeats, policy_requests=policy_requests,
+                            device=device)
+    machine = cpu_name()
+    if device is not None and str(device).startswith("cuda"):
+        import torch
+
+        machine = f"{torch.cuda.get_device_name(torch.device(device))} (host CPU {machine})"
     today = datetime.date.today().isoformat()
     name = model if isinstance(model, str) else model.name
-    clock = "thread CPU time" if threads == 1 else "wall time"
-    source = f"measured by ebatch calibrate on {cpu_name()} ({backend} backend, {threads or 'default'} threads, " \
+    clock = "thread CPU time" if _cpu_clock(threads, device) else "wall time"
+    source = f"measured by ebatch calibrate on {machine} ({backend} backend, {threads or 'default'} threads, " \
              f"{name}, {clock}), {today}"
-    return fit_host(model, timings, f"{platform.node() or 'host'}-{backend}-{threads or 0}t", source, power_w)
+    preset = f"{platform.node() or 'host'}-{backend}{'-' + str(device) if device else ''}-{threads or 0}t"
+    return fit_host(model, timings, preset, source, power_w, machine)
