@@ -13,7 +13,8 @@ Each invocation of a step (one for a fused step, one per column for a non-fused 
   adds ``timestep_latency_cycles`` (activations, state update).
 - **activations** (:func:`activation_traffic`): per cell, the input and previous state are read, the
   new state written, the gate pre-activations written and read as accumulators; the invocation's
-  working set beyond the activation buffer spills to DRAM (written once, read once).
+  working set beyond the activation buffer spills to DRAM: ``spill_dram_passes`` transfers per byte
+  (2 by default: written once, read once; :func:`spill_bytes`).
 - **waiting layer outputs** (:class:`WaitingOutputs`): a layer's outputs wait until every direction of
   the layer above has read them. They stay in the activation buffer as far as it has room beside the
   running invocation's working set; the rest is written to DRAM when produced and read back by each
@@ -21,7 +22,9 @@ Each invocation of a step (one for a fused step, one per column for a non-fused 
   outputs; reads take from DRAM and buffer in proportion to what each holds; the last layer's outputs
   leave for the host at once and the first layer's inputs stream in from it; recurrent state carried
   between windows (B x hidden per cell type) is not counted.
-- **time** = max(compute, DRAM transfer) + invocation overhead (weights stream while the array works).
+- **time** = compute and DRAM transfer overlapped by the fraction ``dram_overlap`` of the shorter
+  (:func:`overlapped_s`; 1 by default: max(compute, DRAM), weights stream while the array works) +
+  invocation overhead.
 - **static**: static power x time.
 
 Energy = DRAM + SRAM + MAC + static; the breakdown's ``*_j`` entries add up to ``energy_j``.
@@ -37,7 +40,9 @@ from ebatch.hardware.preset import HardwareSpec, load_preset
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
 
-__all__ = ["AcceleratorModel", "StepCost", "WaitingOutputs", "gemm_cycles", "spill_bytes", "working_set_bytes"]
+__all__ = [
+    "AcceleratorModel", "StepCost", "WaitingOutputs", "gemm_cycles", "overlapped_s", "spill_bytes", "working_set_bytes",
+]
 
 ENERGY_KEYS = ("dram_j", "sram_j", "mac_j", "static_j")
 
@@ -97,7 +102,8 @@ def activation_traffic(spec: HardwareSpec, cells: int, input_size: int, hidden: 
     """
     per_cell = (input_size + 2 * hidden) * spec.bytes_per_activation + 2 * gate_rows * spec.bytes_per_accumulator
     return cells * per_cell, spill_bytes(working_set_bytes(spec, cells, hidden, gate_rows),
-                                         spec.activation_buffer_bytes if room_bytes is None else room_bytes)
+                                         spec.activation_buffer_bytes if room_bytes is None else room_bytes,
+                                         spec.spill_dram_passes)
 
 
 def working_set_bytes(spec: HardwareSpec, cells: int, hidden: int, gate_rows: int) -> float:
@@ -105,9 +111,20 @@ def working_set_bytes(spec: HardwareSpec, cells: int, hidden: int, gate_rows: in
     return cells * (gate_rows * spec.bytes_per_accumulator + hidden * spec.bytes_per_activation)
 
 
-def spill_bytes(working_set: float, room_bytes: float) -> float:
-    """DRAM bytes of the part of a working set that does not fit the room left: written once, read once."""
-    return 2.0 * max(0.0, working_set - room_bytes)
+def spill_bytes(working_set: float, room_bytes: float, passes: float = 2.0) -> float:
+    """DRAM bytes of the part of a working set that does not fit the room left: ``passes x max(0, working_set -
+    room_bytes)``. ``passes`` (the preset's ``spill_dram_passes``) is 2 by default: written once, read once."""
+    return passes * max(0.0, working_set - room_bytes)
+
+
+def overlapped_s(compute_s: float, dram_s: float, overlap: float) -> float:
+    """Time of an invocation's compute and DRAM transfer when a fraction ``overlap`` of the shorter one hides
+    under the longer: ``max(c, d) + (1 - overlap) min(c, d)``.
+
+    ``overlap`` is the preset's ``dram_overlap``: 1 (the default) gives ``max(c, d)``, weights streaming while
+    the array works; 0 gives ``c + d``, the array idle during every transfer.
+    """
+    return max(compute_s, dram_s) + (1.0 - overlap) * min(compute_s, dram_s)
 
 
 class WaitingOutputs:
@@ -249,9 +266,10 @@ class AcceleratorModel:
     def _finish(self, inv: _Invocation, waiting_dram_bytes: float) -> StepCost:
         """One invocation's time, energy and breakdown, with the DRAM bytes it moves for waiting outputs."""
         spec = self.spec
-        spill = spill_bytes(inv.working_set_bytes, spec.activation_buffer_bytes) + waiting_dram_bytes
+        spill = spill_bytes(inv.working_set_bytes, spec.activation_buffer_bytes, spec.spill_dram_passes)
+        spill += waiting_dram_bytes
         dram_s = (inv.dram_weight_bytes + spill) / spec.dram_bandwidth_bytes_per_s
-        time_s = max(inv.compute_s + inv.recurrence_s, dram_s) + spec.invocation_overhead_s
+        time_s = overlapped_s(inv.compute_s + inv.recurrence_s, dram_s, spec.dram_overlap) + spec.invocation_overhead_s
         breakdown = {
             "dram_j": (inv.dram_weight_bytes + spill) * spec.dram_energy_j_per_byte,
             "sram_j": inv.sram_bytes * spec.sram_energy_j_per_byte,

@@ -8,6 +8,8 @@ names; the prose around the numbers says what they mean and where our setting di
 from __future__ import annotations
 
 from ebatch.experiments.formatting import number, ratio, times
+from ebatch.experiments.report.markdown import markdown_table
+from ebatch.experiments.report.paper_gaps import paper_gaps, tornado_pointer
 from ebatch.experiments.report.reproduce_discussion import discussion
 from ebatch.experiments.study.reproduce_config import POLICY_LABELS, policy_specs
 from ebatch.experiments.study.reproduce_results import ReproduceResult
@@ -15,14 +17,6 @@ from ebatch.experiments.study.tune import OBJECTIVE_MEANINGS
 from ebatch.workload.datasets import DEFAULT_SUBWORD_FACTOR
 
 __all__ = ["markdown_table", "report"]
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table: a header row, a rule, one row per list."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
 
 
 def _setup(result: ReproduceResult) -> str:
@@ -203,5 +197,7 @@ def report(result: ReproduceResult) -> str:
         _curves(result),
         _sensitivity(result),
         _auto(result),
+        tornado_pointer(),
+        paper_gaps(result.config),
         _assumptions(result),
     ] if s) + "\n"
