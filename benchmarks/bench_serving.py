@@ -25,14 +25,13 @@ import asyncio
 import io
 import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ebatch.bench.server_process import ServerProcess
 from ebatch.experiments.report.sections import write_section
 from ebatch.model import get_model
 from ebatch.runtime import Engine, RNNWeights
@@ -47,12 +46,6 @@ def npy(x: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -61,49 +54,13 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-class Server:
-    """`ebatch serve` in a subprocess on 127.0.0.1; always stopped (context manager)."""
-
-    def __init__(self, model: str, batch_size: int, timesteps: int, extra: list[str]) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.name = model
-        command = [sys.executable, "-c", "from ebatch.cli import main; main()", "serve", model, "--backend", "torch",
-                   "--threads", "1", "--seed", "0", "--batch-size", str(batch_size), "--timesteps", str(timesteps),
-                   "--port", str(self.port), "--log-level", "warning", "--drain-timeout-s", "120", *extra]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def __enter__(self) -> Server:
-        import httpx
-
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/v2/health/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.process.stderr.read().decode()[-2000:]}")
-
-    def metric(self, name: str) -> float:
-        import httpx
-
-        for line in httpx.get(f"{self.url}/metrics", timeout=10).text.splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return float("nan")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+def start_server(model: str, batch_size: int, timesteps: int, extra: list[str]) -> ServerProcess:
+    """`ebatch serve` in a subprocess on 127.0.0.1 (torch, 1 thread); always stopped (context manager)."""
+    return ServerProcess(model, ["--batch-size", str(batch_size), "--timesteps", str(timesteps),
+                                 "--drain-timeout-s", "120", *extra])
 
 
-async def post(client, server: Server, x, query: str = "") -> tuple[int, float, object, dict]:
+async def post(client, server: ServerProcess, x, query: str = "") -> tuple[int, float, object, dict]:
     """One request (``x``: an array, or its ``.npy`` bytes, encoded before the clock starts)."""
     body = x if isinstance(x, bytes) else npy(x)
     begin = time.perf_counter()
@@ -114,14 +71,14 @@ async def post(client, server: Server, x, query: str = "") -> tuple[int, float, 
     return response.status_code, elapsed, output, dict(response.headers)
 
 
-def http_client(server: Server, connections: int):
+def http_client(server: ServerProcess, connections: int):
     import httpx
 
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.AsyncClient(base_url=server.url, timeout=300, limits=limits)
 
 
-async def saturate(server: Server, seqs: list[np.ndarray], concurrency: int) -> tuple[float, list]:
+async def saturate(server: ServerProcess, seqs: list[np.ndarray], concurrency: int) -> tuple[float, list]:
     gate = asyncio.Semaphore(concurrency)
     async with http_client(server, concurrency) as client:
         async def one(x):
@@ -133,7 +90,7 @@ async def saturate(server: Server, seqs: list[np.ndarray], concurrency: int) -> 
         return time.perf_counter() - begin, answers
 
 
-async def overhead(server: Server, x: np.ndarray, repeats: int) -> tuple[float, float]:
+async def overhead(server: ServerProcess, x: np.ndarray, repeats: int) -> tuple[float, float]:
     x = npy(x)
     async with http_client(server, 1) as client:
         await post(client, server, x, "?outputs=last")  # warm
@@ -146,7 +103,7 @@ async def overhead(server: Server, x: np.ndarray, repeats: int) -> tuple[float, 
     return float(np.median(client_s)), float(np.median(server_s))
 
 
-async def overload(server: Server, seqs, want, rate_rps: float, duration_s: float, seed: int) -> dict:
+async def overload(server: ServerProcess, seqs, want, rate_rps: float, duration_s: float, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     tasks, statuses = [], []
     bodies = [npy(x) for x in seqs]
@@ -184,7 +141,7 @@ async def overload(server: Server, seqs, want, rate_rps: float, duration_s: floa
             "checked": checked, "wrong": wrong}
 
 
-def drain(server: Server, seqs: list[np.ndarray], n: int) -> dict:
+def drain(server: ServerProcess, seqs: list[np.ndarray], n: int) -> dict:
     async def go():
         async with http_client(server, n + 8) as client:
             tasks = [asyncio.ensure_future(post(client, server, seqs[i % len(seqs)])) for i in range(n)]
@@ -222,7 +179,7 @@ def bench(model_name: str, n: int, batch_size: int, timesteps: int, overload_s: 
     row = {"model": model_name, "requests": n, "mean_length": float(lengths.mean()),
            "offline_timesteps_per_s": timesteps_total / offline_s}
     extra = ["--max-queued-requests", str(2 * batch_size)]
-    with Server(model_name, batch_size, timesteps, extra) as server:
+    with start_server(model_name, batch_size, timesteps, extra) as server:
         asyncio.run(saturate(server, seqs[:batch_size], batch_size))  # warm
         wall_s, answers = asyncio.run(saturate(server, seqs, 2 * batch_size))
         assert all(a[0] == 200 for a in answers), [a[0] for a in answers]
@@ -240,7 +197,7 @@ def bench(model_name: str, n: int, batch_size: int, timesteps: int, overload_s: 
         row["overload_goodput"] = result["ok"] / result["done_s"] / capacity_rps
         row["rss_before_mib"], row["rss_after_mib"] = rss_before, rss_mib(server.process.pid)
         row["capacity_rps"] = capacity_rps
-    with Server(model_name, batch_size, timesteps, []) as server:  # default bounds: all 50 are admitted
+    with start_server(model_name, batch_size, timesteps, []) as server:  # default bounds: all 50 are admitted
         short = [x[:200] for x in seqs]
         row |= {f"drain_{k}": v for k, v in drain(server, short, 50).items()}
     return row

@@ -13,7 +13,7 @@ from ebatch.model import Layer, RNNModel
 from ebatch.step import BatchStep
 
 MODEL = RNNModel("t", (Layer("lstm", 8, 16), Layer("lstm", 16, 16)))
-SPEC = HostSpec(1e-4, 2e-5, 3e-10, 1e-10, 10.0, name="h", sources={})
+SPEC = HostSpec(1e-4, 2e-5, 3e-10, 1e-10, 10.0, segment_overhead_s=3e-5, name="h", sources={})
 
 
 def _step(layer, rows, columns, fused=True):
@@ -24,20 +24,23 @@ def _step(layer, rows, columns, fused=True):
 def test_host_cost_formula_and_estimated_energy():
     cost = HostCostModel(SPEC, MODEL).cost(_step(0, 4, 10))
     cells = 40
-    want = 1e-4 + 10 * 2e-5 + cells * 2 * 64 * 16 * 3e-10 + cells * 2 * 64 * 8 * 1e-10
+    want = 1e-4 + 4 * 3e-5 + 10 * 2e-5 + cells * 2 * 64 * 16 * 3e-10 + cells * 2 * 64 * 8 * 1e-10
     assert cost.time_s == pytest.approx(want) and cost.energy_j == pytest.approx(10.0 * want)
     assert cost.breakdown["estimated_energy_j"] == cost.energy_j
     unfused = HostCostModel(SPEC, MODEL).cost(_step(0, 4, 10, fused=False))
-    assert unfused.time_s == pytest.approx(want + 9 * 1e-4)
+    assert unfused.time_s == pytest.approx(want)  # the executor runs a run of invocations as one call
 
 
 def test_fit_recovers_known_coefficients():
     model = HostCostModel(SPEC, MODEL)
-    timings = [StepTiming(layer, r, c, model.cost(_step(layer, r, c)).time_s)
-               for layer in (0, 1) for r in (1, 4, 16) for c in (4, 16, 64)]
+    steps = [_step(layer, r, c) for layer in (0, 1) for r in (1, 4, 16) for c in (4, 16, 64)]
+    steps += [BatchStep(layer, 0, c, 2, [0, 0, 1], [0, c // 2, 0], [0, 1, 2], [0, 0, 0], [c // 2, c // 2, c],
+                        [True, True, True], fused=False) for layer in (0, 1) for c in (4, 16)]  # two segments a row
+    timings = [StepTiming.of(step, model.cost(step).time_s, "grid") for step in steps]
     fitted = fit_host(MODEL, timings, "h", "test", power_w=5.0)
-    assert fitted.rel_rms_error < 1e-6
-    for name in ("step_overhead_s", "column_overhead_s", "recurrent_s_per_flop", "input_s_per_flop"):
+    assert fitted.rel_rms_error < 1e-6 and fitted.total_ratio_by_kind == {"grid": pytest.approx(1.0)}
+    for name in ("step_overhead_s", "segment_overhead_s", "column_overhead_s", "recurrent_s_per_flop",
+                 "input_s_per_flop"):
         assert getattr(fitted.spec, name) == pytest.approx(getattr(SPEC, name), rel=1e-4)
     data = json.loads(json.dumps(fitted.to_json(), allow_nan=False))
     assert data["name"] == "h" and len(data["timings"]) == len(timings)
@@ -47,7 +50,8 @@ def test_fit_recovers_known_coefficients():
 def test_calibrate_writes_a_strict_preset_that_compare_simulates(tmp_path):
     from ebatch.experiments.study.compare import compare
 
-    result = calibrate("lstm-2x512", backend="numpy", threads=None, repeats=1, rows=(1, 2), columns=(2, 4))
+    result = calibrate("lstm-2x512", backend="numpy", threads=None, repeats=1, rows=(1, 2), columns=(2, 4),
+                       policy_requests=4)
     assert all(getattr(result.spec, n) >= 0 for n in HostSpec.parameter_names())
     assert "measured by ebatch calibrate on" in result.spec.sources["step_overhead_s"]
     assert result.spec.sources["power_w"].startswith("assumption")

@@ -108,7 +108,9 @@ def test_open_loop_latency_counts_from_the_scheduled_send_time(tmp_path):
         server.shutdown()
         thread.join(5)
     latencies = [r.latency_s for r in run.records]
-    assert run.result.ok == 5 and all(r.send_lag_s < 0.05 for r in run.records)
+    # sent on schedule: a closed loop would send the 5th at least 0.4 s late (after four 0.1 s answers); the bound
+    # leaves room for a busy machine
+    assert run.result.ok == 5 and all(r.send_lag_s < 0.3 for r in run.records)
     # served one after another: the k-th waits for the k before it, so latency grows (a closed loop hides this)
     assert latencies[-1] >= 0.5 - run.records[-1].send_s - 0.01 and latencies[-1] > 3 * latencies[0] * 0.9
     assert not run.result.slo_met and run.result.compute_s_mean == pytest.approx(0.1)

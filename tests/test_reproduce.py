@@ -59,14 +59,20 @@ def test_every_case_and_the_headline(tiny_result):
         head = tiny_result.headline[preset]
         assert set(head) >= set(HEADLINE_KEYS)
         assert all(math.isfinite(v) and v > 0 for v in head.values())
-        ratios = [c.ratios["throughput_vs_cellular"] for c in cases if c.preset == preset]
-        assert head["throughput_vs_cellular"] == pytest.approx(geomean(ratios))
+        # the headline: steady state on the largest backlog; p99 under Poisson load
+        steady = [c.backlogs[-1].steady_ratios["throughput_vs_cellular"] for c in cases if c.preset == preset]
+        assert head["throughput_vs_cellular"] == pytest.approx(geomean(steady))
+        p99 = [c.ratios["p99_latency_vs_cellular"] for c in cases if c.preset == preset]
+        assert head["p99_latency_vs_cellular"] == pytest.approx(geomean(p99))
+        whole = [c.ratios["throughput_vs_cellular"] for c in cases if c.preset == preset]
+        row = next(r for r in tiny_result.convergence if (r.preset, r.backlog_factor, r.window) == (preset, 1, "whole"))
+        assert row.ratios["throughput_vs_cellular"] == pytest.approx(geomean(whole))
     # sensitivity: 5 DRAM + 5 buffer + 4 batch-size + 2 request-count variants per preset
     assert len(tiny_result.sensitivity) == 2 * 16
     base = [r for r in tiny_result.sensitivity if r.parameter == "dram_energy_j_per_byte" and r.factor == 1]
-    for row in base:  # the 1x variant on the main runs' requests repeats the headline
-        head = tiny_result.headline[row.preset]
-        assert row.throughput_vs_cellular == pytest.approx(head["throughput_vs_cellular"])
+    for row in base:  # the 1x variant on the main runs' requests repeats the test set's whole-run ratios
+        whole = [c.ratios["throughput_vs_cellular"] for c in cases if c.preset == row.preset]
+        assert row.throughput_vs_cellular == pytest.approx(geomean(whole))
     assert all(math.isfinite(r.energy_efficiency_vs_cellular) for r in tiny_result.sensitivity)
     auto = tiny_result.auto_study
     assert len(auto) == 4 and all(r.auto_completed == TINY.auto_requests for r in auto)
@@ -78,8 +84,8 @@ def test_outputs_written(tiny_result, tmp_path):
     paths = write_outputs(tiny_result, tmp_path / "out", doc=doc)
     names = {p.name for p in paths}
     assert {"reproduction.json", "reproduction.csv", "headline.csv", "latency_vs_load.csv", "sensitivity.csv",
-            "auto_study.csv", "normalised.png", "energy_breakdown.png", "latency_vs_load.png", "sensitivity.png",
-            "auto_study.png", "reproduction.md"} <= names
+            "auto_study.csv", "convergence.csv", "normalised.png", "energy_breakdown.png", "latency_vs_load.png",
+            "sensitivity.png", "auto_study.png", "reproduction.md"} <= names
     data = json.loads((tmp_path / "out" / "reproduction.json").read_text())
     assert set(data["headline"]) == {"epur", "tpu-v1"}
     assert set(data["headline"]["epur"]) >= set(HEADLINE_KEYS)
@@ -94,11 +100,17 @@ def test_outputs_written(tiny_result, tmp_path):
     assert "| `epur` |" in text and "3.60x" in text and "2.10x" in text  # the paper's figures beside ours
     assert "dram_energy_j_per_byte" in text and "assumption" in text
     assert "timesteps=\"auto\"" in text
+    # the headline's basis and why, energy under load, and the convergence table over every backlog
+    assert "steady state (middle 80% of completions) of the largest offline backlog" in text
+    assert "Second headline: energy per request under load" in text
+    assert "## Convergence of the offline ratios" in text and "4x resampled (96/96)" in text
+    assert len(pd.read_csv(tmp_path / "out" / "convergence.csv")) == 2 * 3 * 2  # presets x backlogs x windows
 
 
 def test_cli_quick_writes_report_and_benchmark(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ReproduceConfig, "quick", classmethod(
-        lambda cls, **kw: ReproduceConfig(**{**TINY.__dict__, "sensitivity": False, "auto_study": False, **kw})
+        lambda cls, **kw: ReproduceConfig(**{**TINY.__dict__, "sensitivity": False, "auto_study": False,
+                                             "quick_run": True, **kw})
     ))
     bench = tmp_path / "benchmarks.md"
     code = 0
@@ -111,6 +123,9 @@ def test_cli_quick_writes_report_and_benchmark(tmp_path, monkeypatch, capsys):
     assert code == 0
     assert "E-BATCH, geometric mean" in out and "tpu-v1" in out
     assert (tmp_path / "r" / "reproduction.json").exists() and (tmp_path / "doc.md").exists()
+    # a quick run says plainly, in its output and its report, that it is not comparable to the paper
+    assert "not comparable to the paper" in " ".join(out.split())
+    assert "not comparable to the paper's" in (tmp_path / "doc.md").read_text()
     text = bench.read_text()
     assert "<!-- reproduce:begin -->" in text and "cellular" in text and "reproduce --quick" in text
 

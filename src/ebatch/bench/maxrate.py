@@ -1,9 +1,10 @@
 """``find_max_rate``: the highest request rate whose p99 latency meets the SLO, by probing a live server.
 
-The search doubles the rate from ``start_rps`` while probes pass (or halves it while they fail) to bracket
-the answer, then bisects until the bracket is within ``rel_tolerance``. Every probe is a bounded open-loop
-run: at most ``requests`` requests sent within ``duration_s`` seconds, each answered within ``timeout_s``,
-and at most ``max_probes`` probes in all. A probe passes when its p99 (failures infinite) is within the SLO.
+The search multiplies the rate from ``start_rps`` by ``growth`` (2 by default) while probes pass (or
+divides it while they fail) to bracket the answer, then bisects until the bracket is within
+``rel_tolerance``. Every probe is a bounded open-loop run: at most ``requests`` requests sent within
+``duration_s`` seconds, each answered within ``timeout_s``, and at most ``max_probes`` probes in all.
+A probe passes when its p99 (failures infinite) is within the SLO.
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ class MaxRateSearch:
 
 
 def find_max_rate(probe: Callable[[float], LoadResult], start_rps: float, rel_tolerance: float = 0.1,
-                  max_probes: int = 8) -> MaxRateSearch:
-    """Search with ``probe(rate_rps) -> LoadResult`` (one bounded run at that rate)."""
+                  max_probes: int = 8, growth: float = 2.0) -> MaxRateSearch:
+    """Search with ``probe(rate_rps) -> LoadResult`` (one bounded run at that rate). A ``growth`` near 1
+    suits a good ``start_rps`` (e.g. a simulated prediction): the bracket closes in fewer probes."""
     if not start_rps > 0:
         raise ValueError(f"rate: the search's starting rate must be > 0, got {start_rps}")
     if not 0 < rel_tolerance < 1:
         raise ValueError(f"tolerance: must be in (0, 1), got {rel_tolerance}")
     if max_probes < 2:
         raise ValueError(f"max-probes: must be >= 2, got {max_probes}")
+    if not growth > 1:
+        raise ValueError(f"growth: the bracketing factor must be > 1, got {growth}")
     probes: list[LoadResult] = []
 
     def passes(rate_rps: float) -> bool:
@@ -45,7 +49,7 @@ def find_max_rate(probe: Callable[[float], LoadResult], start_rps: float, rel_to
     if passes(rate):
         low = rate
         while len(probes) < max_probes:
-            rate *= 2
+            rate *= growth
             if not passes(rate):
                 high = rate
                 break
@@ -53,7 +57,7 @@ def find_max_rate(probe: Callable[[float], LoadResult], start_rps: float, rel_to
     else:
         high = rate
         while len(probes) < max_probes:
-            rate /= 2
+            rate /= growth
             if passes(rate):
                 low = rate
                 break

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from ebatch.cli import bench, calibrate, compare, info, loadgen, reproduce, serve, sweep, tune
+from ebatch.cli import bench, calibrate, compare, info, loadgen, reproduce, serve, sweep, tornado, tune
 
 __all__ = ["app", "main"]
 
@@ -22,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (info, compare, reproduce, tune, sweep, bench, serve, loadgen, calibrate):
+for module in (info, compare, reproduce, tornado, tune, sweep, bench, serve, loadgen, calibrate):
     module.register(app)
 
 

@@ -26,8 +26,9 @@ def serve(
     cell: Annotated[str | None, typer.Option("--cell", help="Cell type of a bare state_dict safetensors file: "
                                             "lstm | gru (a whole-model file carries its own description).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of a zoo model's random weights.")] = 0,
-    policy: Annotated[str, typer.Option("--policy", help="Batching policy (ebatch policies lists them).")]
-    = "ebatch",
+    policy: Annotated[str, typer.Option("--policy", help="Batching policy (ebatch policies lists them), with "
+                                        "its parameters as NAME:KEY=VALUE[:KEY=VALUE], e.g. "
+                                        "padding:max_wait_s=0.01:sort_window=64.")] = "ebatch",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Slots B of a step.")] = 16,
     timesteps: Annotated[str, typer.Option("--timesteps", "-t", help="E-BATCH window length T, or 'auto'.")]
     = "16",
@@ -60,6 +61,7 @@ def serve(
     except ImportError as exc:
         raise ValueError(f"serve: needs the 'serve' extra ({exc.name} is missing): pip install 'ebatch[serve]'") \
             from None
+    from ebatch.experiments.study.compare import parse_policies
     from ebatch.serve.service import ServeConfig
 
     if timesteps == "auto":
@@ -69,8 +71,13 @@ def serve(
             t = int(timesteps)
         except ValueError:
             raise ValueError(f"timesteps: an integer >= 1 or 'auto', got {timesteps!r}") from None
+    specs = parse_policies(policy)
+    if len(specs) != 1:
+        raise ValueError(f"policy: serve runs one policy, got {len(specs)} in {policy!r}")
+    (policy_name, policy_params), = specs
     config = ServeConfig(
-        model=model, name=name or None, cell=cell, seed=seed, policy=policy, batch_size=batch_size, timesteps=t,
+        model=model, name=name or None, cell=cell, seed=seed, policy=policy_name, policy_params=policy_params,
+        batch_size=batch_size, timesteps=t,
         latency_slo_s=latency_slo_s or None, backend=backend, threads=threads or None,
         max_queued_requests=max_queued_requests, max_queued_cells=max_queued_cells,
         max_request_bytes=max_request_bytes, drain_timeout_s=drain_timeout_s, max_idle_s=max_idle_s,

@@ -13,7 +13,8 @@ Each invocation of a step (one for a fused step, one per column for a non-fused 
   adds ``timestep_latency_cycles`` (activations, state update).
 - **activations** (:func:`activation_traffic`): per cell, the input and previous state are read, the
   new state written, the gate pre-activations written and read as accumulators; the invocation's
-  working set beyond the activation buffer spills to DRAM (written once, read once).
+  working set beyond the activation buffer spills to DRAM: ``spill_dram_passes`` transfers per byte
+  (2 by default: written once, read once; :func:`spill_bytes`).
 - **waiting layer outputs** (:class:`WaitingOutputs`): a layer's outputs wait until every direction of
   the layer above has read them. They stay in the activation buffer as far as it has room beside the
   running invocation's working set; the rest is written to DRAM when produced and read back by each
@@ -21,7 +22,9 @@ Each invocation of a step (one for a fused step, one per column for a non-fused 
   outputs; reads take from DRAM and buffer in proportion to what each holds; the last layer's outputs
   leave for the host at once and the first layer's inputs stream in from it; recurrent state carried
   between windows (B x hidden per cell type) is not counted.
-- **time** = max(compute, DRAM transfer) + invocation overhead (weights stream while the array works).
+- **time** = compute and DRAM transfer overlapped by the fraction ``dram_overlap`` of the shorter
+  (:func:`overlapped_s`; 1 by default: max(compute, DRAM), weights stream while the array works) +
+  invocation overhead.
 - **static**: static power x time.
 
 Energy = DRAM + SRAM + MAC + static; the breakdown's ``*_j`` entries add up to ``energy_j``.
@@ -39,7 +42,7 @@ from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
 
 __all__ = [
-    "MEMO_ENTRIES", "AcceleratorModel", "StepCost", "WaitingOutputs", "gemm_cycles", "spill_bytes",
+    "MEMO_ENTRIES", "AcceleratorModel", "StepCost", "WaitingOutputs", "gemm_cycles", "overlapped_s", "spill_bytes",
     "working_set_bytes",
 ]
 
@@ -101,7 +104,8 @@ def activation_traffic(spec: HardwareSpec, cells: int, input_size: int, hidden: 
     """
     per_cell = (input_size + 2 * hidden) * spec.bytes_per_activation + 2 * gate_rows * spec.bytes_per_accumulator
     return cells * per_cell, spill_bytes(working_set_bytes(spec, cells, hidden, gate_rows),
-                                         spec.activation_buffer_bytes if room_bytes is None else room_bytes)
+                                         spec.activation_buffer_bytes if room_bytes is None else room_bytes,
+                                         spec.spill_dram_passes)
 
 
 def working_set_bytes(spec: HardwareSpec, cells: int, hidden: int, gate_rows: int) -> float:
@@ -109,9 +113,20 @@ def working_set_bytes(spec: HardwareSpec, cells: int, hidden: int, gate_rows: in
     return cells * (gate_rows * spec.bytes_per_accumulator + hidden * spec.bytes_per_activation)
 
 
-def spill_bytes(working_set: float, room_bytes: float) -> float:
-    """DRAM bytes of the part of a working set that does not fit the room left: written once, read once."""
-    return 2.0 * max(0.0, working_set - room_bytes)
+def spill_bytes(working_set: float, room_bytes: float, passes: float = 2.0) -> float:
+    """DRAM bytes of the part of a working set that does not fit the room left: ``passes x max(0, working_set -
+    room_bytes)``. ``passes`` (the preset's ``spill_dram_passes``) is 2 by default: written once, read once."""
+    return passes * max(0.0, working_set - room_bytes)
+
+
+def overlapped_s(compute_s: float, dram_s: float, overlap: float) -> float:
+    """Time of an invocation's compute and DRAM transfer when a fraction ``overlap`` of the shorter one hides
+    under the longer: ``max(c, d) + (1 - overlap) min(c, d)``.
+
+    ``overlap`` is the preset's ``dram_overlap``: 1 (the default) gives ``max(c, d)``, weights streaming while
+    the array works; 0 gives ``c + d``, the array idle during every transfer.
+    """
+    return max(compute_s, dram_s) + (1.0 - overlap) * min(compute_s, dram_s)
 
 
 class WaitingOutputs:
@@ -204,8 +219,9 @@ class AcceleratorModel:
         self._weight_bytes = [(x.input_params * bpw, x.recurrent_params * bpw) for x in model.layers]
         self._direction_bytes = [i + r for i, r in self._weight_bytes]
         self.waiting = WaitingOutputs(model, spec.bytes_per_activation, spec.activation_buffer_bytes)
-        self._constants = (spec.dram_bandwidth_bytes_per_s, spec.invocation_overhead_s, spec.dram_energy_j_per_byte,
-                           spec.static_power_w, spec.clock_hz, spec.array_rows, spec.array_cols)
+        self._constants = (spec.dram_bandwidth_bytes_per_s, spec.dram_overlap, spec.invocation_overhead_s,
+                           spec.dram_energy_j_per_byte, spec.static_power_w, spec.clock_hz, spec.array_rows,
+                           spec.array_cols)
 
     def _touch(self, key: tuple[int, int], size: float, commit: bool) -> bool:
         """Whether ``key`` is resident; on commit, load it (evicting least recently used) if it fits."""
@@ -266,7 +282,7 @@ class AcceleratorModel:
             recurrence_s=recurrence_s,
             busy_s=compute_s + recurrence_s,
             dram_weight_bytes=dram_weight,
-            own_spill_bytes=spill_bytes(working_set, spec.activation_buffer_bytes),
+            own_spill_bytes=spill_bytes(working_set, spec.activation_buffer_bytes, spec.spill_dram_passes),
             sram_j=(sram_weight + sram_act) * spec.sram_energy_j_per_byte,
             mac_j=macs * spec.mac_energy_j,
             macs=macs,
@@ -278,11 +294,12 @@ class AcceleratorModel:
         """One invocation's time, energy and breakdown, with the DRAM bytes it moves for waiting outputs;
         plus, entry by entry, ``rest`` times ``later`` (each of a run's later invocations) when given."""
         compute_s, recurrence_s, busy_s, dram_weight_bytes, own_spill_bytes, sram_j, mac_j, macs, _ = inv
-        bandwidth, overhead_s, dram_energy, static_power_w, clock_hz, array_rows, array_cols = self._constants
+        bandwidth, overlap, overhead_s, dram_energy, static_power_w, clock_hz, array_rows, array_cols = (
+            self._constants)
         spill = own_spill_bytes + waiting_dram_bytes
         dram_bytes = dram_weight_bytes + spill
         dram_s = dram_bytes / bandwidth
-        time_s = max(busy_s, dram_s) + overhead_s
+        time_s = overlapped_s(busy_s, dram_s, overlap) + overhead_s
         dram_j = dram_bytes * dram_energy
         static_j = static_power_w * time_s
         peak_macs = time_s * clock_hz * array_rows * array_cols

@@ -1,30 +1,45 @@
 """A host cost model (CPU or GPU running ebatch's own executor), fitted by ``ebatch calibrate``.
 
 A host preset has ``kind: host`` next to ``name``, ``description`` and ``parameters`` (each
-``{value, source}``, strict like the accelerator presets). One invocation of a step over ``columns``
-time-steps of one layer direction with ``cells`` useful cells costs::
+``{value, source}``, strict like the accelerator presets). The executor runs a ``BatchStep`` as one call,
+fused or not (one GEMM projects the inputs of all its cells, then one small GEMM and the gate arithmetic
+per column; padded cells are skipped), so a step over ``columns`` time-steps of one layer direction with
+``segments`` segments and ``cells`` useful cells costs::
 
-    time_s = step_overhead_s + columns x column_overhead_s
+    time_s = step_overhead_s                                              (planning, the call itself)
+             + segments x segment_overhead_s     (per-segment bookkeeping: slicing inputs and outputs,
+                                                  loading and saving a request's recurrent state)
+             + columns x column_overhead_s       (per column: the gate arithmetic's calls, the weight read)
              + cells x 2 x gate_rows x output_size x recurrent_s_per_flop   (the per-column recurrent products)
              + cells x 2 x gate_rows x input_size  x input_s_per_flop       (the input GEMM)
 
-and a step of several invocations (a non-fused run) pays each. With ``weight_bandwidth_bytes_per_s`` > 0
-(optional; 0, the default, leaves it out) the flop terms become a roofline over the step: its arithmetic
-and its weight reads overlap, and the step takes whichever is longer::
+A non-fused step (a run of cellular invocations) pays the step overhead once: on a host the weights stay
+in memory between invocations, unlike on an accelerator whose weight buffer is refilled. The executor
+reports a step's completions when the step returns (no notification in the middle of a step), so
+:attr:`HostCostModel.notifies_mid_step` is False and the simulator finishes them at the step's end.
 
-    weights_s = (invocations x W_ih bytes + columns x W_hh bytes) / weight_bandwidth_bytes_per_s
+With ``weight_bandwidth_bytes_per_s`` > 0 (optional; 0, the default, leaves it out) the flop terms
+become a roofline over the step: its arithmetic and its weight reads overlap, and the step takes
+whichever is longer::
+
+    weights_s = (W_ih bytes + columns x W_hh bytes) / weight_bandwidth_bytes_per_s
     time_s    = overheads + max(recurrent_s + input_s, weights_s)
 
-(float32 weights, 4 bytes a parameter, as the runtime's executors hold them; W_ih read once per invocation,
-W_hh once per column). ``energy_j = power_w x time_s``: an **estimate** from the preset, named
-``estimated_energy_j`` in the breakdown, not a measurement. Shipped host presets (``h200``) load by name.
+(float32 weights, 4 bytes a parameter, as the runtime's executors hold them; W_ih read once per step, by
+its one input GEMM, W_hh once per column). ``segment_overhead_s`` is optional too (0 by default: a preset
+from public figures, such as the shipped ``h200``, has no measurement of it).
+
+Times are seconds of one core running the executor's thread undisturbed (``ebatch calibrate`` measures
+the thread's CPU time with one CPU thread, wall time otherwise). ``energy_j = power_w x time_s``: an
+**estimate** from the preset, named ``estimated_energy_j`` in the breakdown, not a measurement. Shipped
+host presets (``h200``) load by name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import platform
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -64,6 +79,7 @@ class HostSpec:
     input_s_per_flop: float
     power_w: float
     weight_bandwidth_bytes_per_s: float = 0.0  # optional: 0 leaves the weight-read roofline out
+    segment_overhead_s: float = 0.0  # optional: 0 where not measured
     name: str = "host"
     description: str = ""
     sources: dict = field(default_factory=dict, compare=False)
@@ -75,7 +91,18 @@ class HostSpec:
     @classmethod
     def optional_names(cls) -> list[str]:
         """Parameters a preset may leave out (they default to 0: that part of the model is off)."""
-        return ["weight_bandwidth_bytes_per_s"]
+        return ["segment_overhead_s", "weight_bandwidth_bytes_per_s"]
+
+    def on_shared_core(self, cpu_share: float) -> HostSpec:
+        """This host when the executor's thread gets only ``cpu_share`` (0..1] of a core while it runs (a
+        machine shared with other work): every time cost divided by ``cpu_share``, the weight bandwidth
+        multiplied by it; power unchanged."""
+        if not 0 < cpu_share <= 1:
+            raise ValueError(f"cpu_share: must be in (0, 1], got {cpu_share}")
+        scaled = {n: getattr(self, n) / cpu_share for n in self.parameter_names()
+                  if n not in ("power_w", "weight_bandwidth_bytes_per_s")}
+        return replace(self, **scaled, weight_bandwidth_bytes_per_s=self.weight_bandwidth_bytes_per_s * cpu_share,
+                       description=f"{self.description} (a {cpu_share:.0%} share of a core)")
 
 
 def _document(path: str | Path) -> dict:
@@ -124,6 +151,8 @@ def load_host_preset(path: str | Path) -> HostSpec:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"hardware preset {path}: {name} must be a number >= 0, got {value!r}")
         values[name], sources[name] = float(value), str(entry["source"])
+    for name in set(optional) - set(params):
+        sources[name] = "not in the preset: 0 leaves this term out"
     return HostSpec(**values, name=str(document.get("name", Path(path).stem)),
                     description=str(document.get("description", "")), sources=sources)
 
@@ -140,6 +169,7 @@ class HostCostModel:
     """Prices a ``BatchStep`` with a :class:`HostSpec`; same interface as the accelerator model."""
 
     notify_latency_s = 0.0  # an answer leaves as soon as its step ends (HTTP time is outside the model)
+    notifies_mid_step = False  # the executor reports completions when a step returns
 
     def __init__(self, spec: HostSpec, model: str | RNNModel) -> None:
         self.spec, self.model = spec, get_model(model) if isinstance(model, str) else model
@@ -150,12 +180,13 @@ class HostCostModel:
     def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
         layer, spec = self.model.layers[step.layer], self.spec
         cells = step.useful_cells
-        overhead_s = step.invocations * spec.step_overhead_s + step.width * spec.column_overhead_s
+        overhead_s = (spec.step_overhead_s + step.seg_row.size * spec.segment_overhead_s
+                      + step.width * spec.column_overhead_s)
         recurrent_s = cells * 2 * layer.gate_rows * layer.output_size * spec.recurrent_s_per_flop
         input_s = cells * 2 * layer.gate_rows * layer.input_size * spec.input_s_per_flop
         weights_s = 0.0
         if spec.weight_bandwidth_bytes_per_s > 0:
-            weight_bytes = FLOAT32_BYTES * (step.invocations * layer.input_params + step.width * layer.recurrent_params)
+            weight_bytes = FLOAT32_BYTES * (layer.input_params + step.width * layer.recurrent_params)
             weights_s = weight_bytes / spec.weight_bandwidth_bytes_per_s
         time_s = overhead_s + max(recurrent_s + input_s, weights_s)
         energy_j = spec.power_w * time_s

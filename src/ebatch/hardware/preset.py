@@ -8,8 +8,9 @@ A preset file looks like::
       clock_hz: {value: 700.0e6, source: "Jouppi et al., ISCA 2017, Table 2"}
       ...
 
-Every parameter of :class:`HardwareSpec` must be present, once; unknown or duplicate keys are errors;
-a source that starts with ``assumption`` marks a value we had to assume.
+Every parameter of :class:`HardwareSpec` must be present, once, except the modelling switches of
+:data:`DEFAULTS` (left out, they take today's behaviour); unknown or duplicate keys are errors; a source that
+starts with ``assumption`` marks a value we had to assume.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import yaml
 
 from ebatch import strict_yaml
 
-__all__ = ["HardwareSpec", "load_preset", "preset_names", "preset_text", "PresetError"]
+__all__ = ["DEFAULTS", "HardwareSpec", "load_preset", "preset_names", "preset_text", "PresetError"]
 
 
 class PresetError(ValueError):
@@ -32,7 +33,12 @@ class PresetError(ValueError):
 
 @dataclass(frozen=True)
 class HardwareSpec:
-    """A generic accelerator: a weight-stationary MAC array, on-chip buffers, DRAM, static power."""
+    """A generic accelerator: a weight-stationary MAC array, on-chip buffers, DRAM, static power.
+
+    Two modelling switches (see :mod:`ebatch.hardware.cost`): ``dram_overlap`` in [0, 1], the fraction of the
+    shorter of compute and DRAM transfer hidden under the longer (1: max, 0: sum); ``spill_dram_passes``, DRAM
+    transfers per byte of working set beyond the activation buffer (2: written once, read once).
+    """
 
     clock_hz: float
     array_rows: int
@@ -51,6 +57,8 @@ class HardwareSpec:
     timestep_latency_cycles: float
     invocation_overhead_s: float
     notify_latency_s: float
+    dram_overlap: float = 1.0
+    spill_dram_passes: float = 2.0
     name: str = "custom"
     description: str = ""
     sources: dict = dataclasses.field(default_factory=dict, compare=False)
@@ -73,6 +81,11 @@ class HardwareSpec:
         return [k for k, src in self.sources.items() if str(src).lower().startswith("assumption")]
 
 
+#: Parameters a preset may leave out: (value, source) giving the cost model's behaviour before they existed.
+DEFAULTS = {
+    "dram_overlap": (1.0, "default: perfect overlap, time = max(compute, DRAM)"),
+    "spill_dram_passes": (2.0, "default: a spilled byte is written to DRAM once and read back once"),
+}
 _INT_FIELDS = {"array_rows", "array_cols"}
 _BOOL_FIELDS = {"weights_double_buffered"}
 _POSITIVE = {"clock_hz", "array_rows", "array_cols", "bytes_per_weight", "bytes_per_activation",
@@ -88,6 +101,9 @@ def _check_values(spec: HardwareSpec) -> None:
             raise PresetError(f"hardware {spec.name}: {name} must be >= 0, got {value}")
         if name in _POSITIVE and not value > 0:
             raise PresetError(f"hardware {spec.name}: {name} must be > 0, got {value}")
+    if spec.dram_overlap > 1:
+        raise PresetError(f"hardware {spec.name}: dram_overlap must be between 0 (compute + DRAM) and 1 "
+                          f"(max of the two), got {spec.dram_overlap}")
 
 
 def parse_preset(document: dict, origin: str) -> HardwareSpec:
@@ -105,6 +121,7 @@ def parse_preset(document: dict, origin: str) -> HardwareSpec:
     unknown = sorted(set(params) - set(names))
     if unknown:
         raise PresetError(f"hardware preset {origin}: unknown parameter(s) {unknown}; allowed: {', '.join(names)}")
+    params = {**{n: {"value": v, "source": src} for n, (v, src) in DEFAULTS.items()}, **params}
     missing = [n for n in names if n not in params]
     if missing:
         raise PresetError(f"hardware preset {origin}: missing parameter(s) {', '.join(missing)}")

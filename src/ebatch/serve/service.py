@@ -14,7 +14,7 @@ Raises ``ValueError`` naming the option for a model, policy or bound it cannot s
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ebatch import policies
@@ -38,6 +38,7 @@ class ServeConfig:
     cell: str | None = None
     seed: int = 0
     policy: str = "ebatch"
+    policy_params: dict = field(default_factory=dict)
     batch_size: int = 16
     timesteps: int | str = 16
     latency_slo_s: float | None = None
@@ -102,7 +103,7 @@ def build_policy(config: ServeConfig) -> policies.Policy:
     given = {"batch_size": config.batch_size, "timesteps": config.timesteps}
     if config.latency_slo_s is not None:
         given["latency_slo_s"] = config.latency_slo_s
-    return policies.get(config.policy, **{k: v for k, v in given.items() if k in allowed})
+    return policies.get(config.policy, **{k: v for k, v in given.items() if k in allowed} | config.policy_params)
 
 
 class ModelService:

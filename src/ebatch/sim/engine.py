@@ -28,7 +28,12 @@ _ARRIVAL, _STEP_DONE, _WAKE = 0, 1, 2
 
 
 class Backend(Protocol):
-    """What the simulator needs from a backend (a cost model or a timed real executor)."""
+    """What the simulator needs from a backend (a cost model or a timed real executor).
+
+    A backend may also set ``notifies_mid_step = False`` (its completions are known only when a step
+    ends, e.g. ebatch's own executor); without it, a step with ``notify`` finishes each request at its
+    last cell.
+    """
 
     notify_latency_s: float
 
@@ -41,13 +46,18 @@ class Simulator:
     """One run of ``policy`` on ``backend`` over ``workload``. Life cycle: construct, ``run()``, ``result()``.
 
     ``keep_plan=True`` keeps every executed ``BatchStep`` with its start time in ``result().plan``.
+    ``cut_runs=False`` runs every non-fused step whole, as ``ebatch serve``'s online engine does; by default
+    a run of invocations is cut at the first invocation boundary after an arrival (the runtime's Engine).
     Raises ``RuntimeError`` if the policy stops while requests remain unfinished (a policy bug).
     """
 
     def __init__(
-        self, model: RNNModel, workload: Workload, policy: Policy, backend: Backend, keep_plan: bool = False
+        self, model: RNNModel, workload: Workload, policy: Policy, backend: Backend, keep_plan: bool = False,
+        cut_runs: bool = True,
     ) -> None:
         self.model, self.workload, self.policy, self.backend = model, workload, policy, backend
+        self.cut_runs = cut_runs
+        self._mid_step_notify = bool(getattr(backend, "notifies_mid_step", True))
         self.now_s = 0.0
         self._heap: list[tuple[float, int, int, int, object]] = []
         self._sequence = 0
@@ -114,7 +124,7 @@ class Simulator:
                 self._wake_pending = wake
                 self._push(wake, _WAKE, None)
             return
-        if not step.fused and step.width > 1 and self._next_arrival < self._arrival_times.size:
+        if self.cut_runs and not step.fused and step.width > 1 and self._next_arrival < self._arrival_times.size:
             step = self._cut_at_arrival(step, self.backend.cost(step, commit=False))
         cost = self.backend.cost(step)
         self._busy = True
@@ -144,7 +154,7 @@ class Simulator:
             self.energy_j[ids] += cost.energy_j * step.seg_length / step.useful_cells
         done = self.policy.on_step_done(step)
         if done.size:
-            if step.notify:
+            if step.notify and self._mid_step_notify:
                 marked = self._marked
                 marked[done] = True
                 where = marked[ids].nonzero()[0]  # the segments of completed requests (np.isin, faster)

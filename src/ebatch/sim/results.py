@@ -10,6 +10,7 @@ import pandas as pd
 from ebatch.hardware.cost import ENERGY_KEYS, StepCost
 from ebatch.model import RNNModel
 from ebatch.policies.base import Policy
+from ebatch.sim.steady import steady_state
 from ebatch.step import BatchStep
 from ebatch.workload import Workload
 
@@ -127,6 +128,8 @@ class SimulationResult:
             "invocations": int(np.where(steps["fused"], 1, steps["width"]).sum()),
             "dram_weight_bytes": float(steps["dram_weight_bytes"].sum()),
             "mac_utilisation": float(steps["macs"].sum()) / peak if peak > 0 else float("nan"),
+            **steady_state(self.finish_s, steps["start_s"], steps["time_s"], steps["energy_j"],
+                           steps["useful_cells"]).to_dict(),
         }
 
 

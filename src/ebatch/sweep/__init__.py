@@ -9,11 +9,11 @@ imports neither dask nor pyarrow.
 """
 
 from ebatch.sweep.config import RunConfig, WorkloadConfig, simulate_config
-from ebatch.sweep.execute import RunResult, run_batches, run_configs
+from ebatch.sweep.execute import RunResult, local_cluster, run_batches, run_configs
 from ebatch.sweep.plan import plan
 from ebatch.sweep.spec import SweepSpec, load_spec, parse_spec
 
 __all__ = [
-    "RunConfig", "RunResult", "SweepSpec", "WorkloadConfig", "load_spec", "parse_spec", "plan", "run_batches",
-    "run_configs", "simulate_config",
+    "RunConfig", "RunResult", "SweepSpec", "WorkloadConfig", "load_spec", "local_cluster", "parse_spec", "plan",
+    "run_batches", "run_configs", "simulate_config",
 ]

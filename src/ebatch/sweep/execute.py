@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ebatch.sim.results import flat_summary
 from ebatch.sweep.config import RunConfig, simulate_config
 
-__all__ = ["RunResult", "default_chunk_size", "run_batches", "run_chunk", "run_configs"]
+__all__ = ["RunResult", "default_chunk_size", "local_cluster", "run_batches", "run_chunk", "run_configs"]
 
 MAX_CHUNK = 64
 MIN_IN_FLIGHT = 8
@@ -115,7 +115,7 @@ def run_batches(configs: Sequence[RunConfig], workers: int = 0, scheduler: str |
 def _client(workers: int, scheduler: str | None, processes: bool):
     """``(client, as_completed)`` connected to ``scheduler`` or to a new ``LocalCluster``; closed on exit."""
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, as_completed
     except ImportError:
         raise ValueError("workers: running on dask needs the dask extra (pip install 'ebatch[dask]'); "
                          "or run serially with --workers 0") from None
@@ -128,8 +128,23 @@ def _client(workers: int, scheduler: str | None, processes: bool):
         with client:
             yield client, as_completed
         return
+    with local_cluster(workers, processes) as cluster, Client(cluster) as client:
+        yield client, as_completed
+
+
+@contextmanager
+def local_cluster(workers: int, processes: bool = True):
+    """A dask ``LocalCluster`` of ``workers`` single-threaded workers on 127.0.0.1, closed on exit.
+
+    Pass its ``scheduler_address`` to :func:`run_configs` to run several batches of configs on the same
+    warm workers (a study's dependent phases) without starting a cluster for each."""
+    try:
+        from distributed import LocalCluster
+    except ImportError:
+        raise ValueError("workers: running on dask needs the dask extra (pip install 'ebatch[dask]'); "
+                         "or run serially with --workers 0") from None
     network = {"host": "127.0.0.1"} if processes else {}  # threads talk in process, through no port
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes, silence_logs=logging.ERROR,
                       dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0",
-                      **network) as cluster, Client(cluster) as client:
-        yield client, as_completed
+                      **network) as cluster:
+        yield cluster

@@ -61,6 +61,8 @@ def headline_rows(result: ReproduceResult) -> list[dict]:
             "throughput_vs_padding": h["throughput_vs_padding"],
             "energy_efficiency_vs_padding": h["energy_efficiency_vs_padding"],
             "p99_latency_vs_cellular": h["p99_latency_vs_cellular"],
+            "energy_efficiency_under_load_vs_cellular": h["energy_efficiency_under_load_vs_cellular"],
+            "basis": result.headline_basis,
         })
     return rows
 
@@ -93,6 +95,8 @@ def write_outputs(result: ReproduceResult, out_dir, doc=None) -> list[Path]:
         "latency_vs_load.csv": _curve_rows(result),
         "sensitivity.csv": [asdict(r) for r in result.sensitivity or ()],
         "auto_study.csv": _auto_rows(result),
+        "convergence.csv": [{"preset": r.preset, "backlog_factor": r.backlog_factor, "window": r.window, **r.ratios}
+                            for r in result.convergence],
     }
     for name, rows in tables.items():
         if rows:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 from ebatch.experiments.report.figures import pyplot, save
 from ebatch.experiments.study.tune import TuneResult
 
 __all__ = ["tune_front_chart", "write_tune"]
+
+MARKERS = ("o", "v", "^", "s", "D", "P", "X", "<", ">", "h", "p", "d")
 
 
 def write_tune(tuned: TuneResult, out_dir: str | Path) -> list[Path]:
@@ -30,14 +33,26 @@ def _decades(axis) -> float:
 
 
 def tune_front_chart(tuned: TuneResult, path) -> Path:
-    """Every (B, T) point, the Pareto front of p99 latency vs energy, the chosen point and the SLO."""
+    """Every (B, T) point (colour: B, marker: T), the Pareto front of p99 latency vs energy (ringed and
+    joined), the chosen point and the SLO; the load in the title."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = plt.subplots(figsize=(7.5, 5.0))
     points = tuned.points
-    for b, group in points.groupby("batch_size"):
-        ax.scatter(group["latency_p99_s"], group["energy_per_request_j"] * 1e3, s=14, label=f"B={b}")
+    b_values = sorted(points["batch_size"].unique())
+    colours = {b: plt.cm.viridis(i / max(1, len(b_values) - 1)) for i, b in enumerate(b_values)}
+    t_values = sorted(points["timesteps"].unique())
+    markers = {t: MARKERS[i % len(MARKERS)] for i, t in enumerate(t_values)}
+    for (b, t), group in points.groupby(["batch_size", "timesteps"]):
+        ax.scatter(group["latency_p99_s"], group["energy_per_request_j"] * 1e3, s=22, color=colours[b],
+                   marker=markers[t])
     front = tuned.front
+    ax.scatter(front["latency_p99_s"], front["energy_per_request_j"] * 1e3, s=90, facecolors="none",
+               edgecolors="black", lw=0.8)
     ax.plot(front["latency_p99_s"], front["energy_per_request_j"] * 1e3, color="black", lw=1, label="Pareto front")
+    for b, colour in colours.items():
+        ax.scatter([], [], color=colour, marker="s", s=22, label=f"B={b}")
+    for t, marker in markers.items():
+        ax.scatter([], [], color="grey", marker=marker, s=22, label=f"T={t}")
     best = tuned.best
     ax.scatter([best["latency_p99_s"]], [best["energy_per_request_j"] * 1e3], marker="*", s=220, color="red",
                zorder=5, label=f"chosen: B={best['batch_size']}, T={best['timesteps']}")
@@ -54,6 +69,7 @@ def tune_front_chart(tuned: TuneResult, path) -> Path:
     ax.set_xlabel("p99 latency (s)")
     ax.set_ylabel("energy per request (mJ)")
     ax.set_title(f"tune {tuned.settings.get('model', '')} on {tuned.settings.get('hardware', '')}: "
-                 f"objective {tuned.objective}", fontsize=9)
-    ax.legend(fontsize=7)
+                 f"objective {tuned.objective}\n" + textwrap.fill(tuned.settings.get("load", ""), 80), fontsize=8)
+    ax.legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
     return save(fig, path)

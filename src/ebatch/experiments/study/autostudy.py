@@ -12,21 +12,36 @@ stream):
 - the best fixed T = the lowest energy per request among the fixed T that meet the SLO;
 - ``timesteps="auto"`` with that SLO: does it meet it, and with what energy per request?
 
-Life cycle: ``run_auto_study(config)`` returns one :class:`AutoCase` per (network, preset), the first one with
-the controller's T over time (for the figure).
+Life cycle (two phases: the baselines' saturation runs are sweep configs, the rest one call per case)::
+
+    baselines = auto_saturation_configs(config)        # {(network, preset): {label: RunConfig}}
+    tasks = auto_tasks(config, baselines, summaries)   # summaries: {RunConfig: summary} of those runs
+    cases = [auto_case(task) for task in tasks]        # or PhaseRunner.map(..., auto_case, tasks)
+
+One :class:`AutoCase` per (network, preset), the first one with the controller's T over time (for the figure).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 
-from ebatch.experiments.study.reproduce_config import Network, ReproduceConfig, policy_specs
+from ebatch.experiments.study.reproduce_config import (
+    Network,
+    ReproduceConfig,
+    policy_configs,
+    policy_specs,
+    workload_config,
+)
 from ebatch.experiments.study.reproduce_results import AutoCase, FixedT, Trajectory
 from ebatch.experiments.study.tune import timestep_grid
 from ebatch.sim import simulate
+from ebatch.sweep import RunConfig
 from ebatch.workload import Workload, trace_arrivals
 
-__all__ = ["run_auto_study", "thinned_trace"]
+__all__ = ["AutoTask", "auto_case", "auto_saturation_configs", "auto_tasks", "thinned_trace"]
 
 
 def thinned_trace(name: str, n: int, rate_rps: float) -> np.ndarray:
@@ -42,14 +57,48 @@ def thinned_trace(name: str, n: int, rate_rps: float) -> np.ndarray:
     return arrivals * ((n - 1) / arrivals[-1]) / rate_rps
 
 
-def _case(net: Network, preset: str, config: ReproduceConfig, keep_trajectory: bool) -> AutoCase:
+@dataclass(frozen=True)
+class AutoTask:
+    """One case of the study, its saturation known."""
+
+    net: Network
+    preset: str
+    config: ReproduceConfig
+    saturation_rps: float
+    keep_trajectory: bool
+
+
+def _networks(config: ReproduceConfig) -> tuple[Network, ...]:
+    return tuple(config.networks) + tuple(config.auto_extra_networks)
+
+
+def auto_saturation_configs(config: ReproduceConfig) -> dict[tuple[str, str], dict[str, RunConfig]]:
+    """The baselines offline on each case's ``auto_requests`` requests: ``{(network, preset): {label: config}}``."""
+    return {
+        (net.model, preset): policy_configs(net, preset, workload_config(net, config, requests=config.auto_requests),
+                                            policy_specs(config))
+        for preset in config.presets for net in _networks(config)
+    }
+
+
+def auto_tasks(config: ReproduceConfig, baselines: Mapping[tuple[str, str], Mapping[str, RunConfig]],
+               summaries: Mapping[RunConfig, dict]) -> list[AutoTask]:
+    """One task per case, S being the best baseline's offline throughput; the first keeps the trajectory."""
+    tasks = []
+    for preset in config.presets:
+        for net in _networks(config):
+            runs = baselines[(net.model, preset)].values()
+            saturation = max(summaries[c]["throughput_rps"] for c in runs)
+            tasks.append(AutoTask(net, preset, config, saturation, keep_trajectory=not tasks))
+    return tasks
+
+
+def auto_case(task: AutoTask) -> AutoCase:
+    """Every fixed T and the controller on the case's thinned trace (see the module docstring)."""
+    net, preset, config, saturation = task.net, task.preset, task.config, task.saturation_rps
     b = config.batch_size
     offline = Workload.from_dataset(net.dataset, n=config.auto_requests, seed=config.seed,
                                     frame_rate_hz=net.frame_rate_hz)
-    saturation = max(
-        simulate(net.model, offline, name, preset, **params).summary()["throughput_rps"]
-        for _, name, params in policy_specs(config)
-    )
     rate = config.load_fraction * saturation
     arrivals = thinned_trace(config.trace, len(offline), rate)
     work = Workload(offline.lengths, arrivals, name=f"{net.dataset}+{config.trace}", meta={"arrival": config.trace})
@@ -65,7 +114,7 @@ def _case(net: Network, preset: str, config: ReproduceConfig, keep_trajectory: b
     controller = result.policy.auto
     chosen = np.asarray(controller.chosen)
     trajectory = None
-    if keep_trajectory:
+    if task.keep_trajectory:
         trajectory = Trajectory(tuple(map(float, controller.chosen_at_s)), tuple(chosen.tolist()),
                                 tuple(arrivals.tolist()))
     return AutoCase(
@@ -80,13 +129,3 @@ def _case(net: Network, preset: str, config: ReproduceConfig, keep_trajectory: b
         auto_timesteps_p10_p50_p90=tuple(float(v) for v in np.percentile(chosen, [10, 50, 90])),
         auto_completed=s["completed"], trajectory=trajectory,
     )
-
-
-def run_auto_study(config: ReproduceConfig) -> list[AutoCase]:
-    """One case per (network, preset) of the study (see the module docstring)."""
-    networks = tuple(config.networks) + tuple(config.auto_extra_networks)
-    rows = []
-    for preset in config.presets:
-        for net in networks:
-            rows.append(_case(net, preset, config, keep_trajectory=not rows))
-    return rows

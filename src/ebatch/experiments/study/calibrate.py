@@ -1,10 +1,22 @@
-"""``calibrate``: time this machine's executor on fused steps and fit a :class:`~ebatch.hardware.host.HostSpec`.
+"""``calibrate``: time this machine's executor on real steps and fit a :class:`~ebatch.hardware.host.HostSpec`.
 
-For every (rows, columns) of a small grid, ``rows`` requests of ``columns`` time-steps each run as one
-fused step per layer direction of the model (a warm-up pass first); each step's wall time is kept. The
-host cost model's four coefficients (per step, per column, per recurrent flop, per input flop) are then
-fitted by non-negative least squares over those steps. Bounded: ``len(rows) x len(columns) x repeats``
-passes over the model.
+Two kinds of steps are timed, each on every layer direction of the model (a warm-up pass first, then
+``repeats`` passes; each step keeps its fastest pass, the least disturbed on a shared machine):
+
+- **grid**: for every (rows, columns) of a small grid, ``rows`` requests of ``columns`` time-steps each
+  as one fused step (the shapes of a full batch);
+- **policies**: the steps that padding, cellular batching and E-BATCH (T=16) make on a short calibration
+  workload (:data:`CALIBRATION_WORKLOAD`, lengths divided by :data:`LENGTH_DIVISOR`, all queued at 0,
+  B = the grid's largest rows): ragged padded batches, runs of cellular invocations whose requests
+  continue saved states, windows that concatenate sequences. None of these are the workloads the preset
+  is later checked on.
+
+The clock is the executor thread's CPU time with one CPU thread (a single-threaded executor runs on the
+calling thread, so this is the time it takes on a core of its own, whatever else the machine runs), and
+wall time otherwise (several threads, or a GPU). The host cost model's five coefficients (per step, per
+segment, per column, per recurrent flop, per input flop) are fitted by non-negative least squares on
+relative error. Bounded:
+``(repeats + 1) x (len(rows) x len(columns) + 3 policy runs)`` passes over the model.
 """
 
 from __future__ import annotations
@@ -17,48 +29,63 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ebatch.experiments.formatting import json_safe
+from ebatch.hardware.cost import StepCost
 from ebatch.hardware.energy import ASSUMED_POWER_W
 from ebatch.hardware.host import HostSpec, cpu_name
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
 
-__all__ = ["Calibration", "StepTiming", "calibrate", "fit_host", "measure_steps"]
+__all__ = ["CALIBRATION_WORKLOAD", "Calibration", "LENGTH_DIVISOR", "StepTiming", "calibrate", "fit_host",
+           "measure_steps"]
+
+CALIBRATION_WORKLOAD = "librispeech-dev-clean"
+LENGTH_DIVISOR = 8
+POLICY_RUNS = (("padding", {}), ("cellular", {}), ("ebatch", {"timesteps": 16}))
+_NAMES = ("step_overhead_s", "segment_overhead_s", "column_overhead_s", "recurrent_s_per_flop", "input_s_per_flop")
 
 
 @dataclass(frozen=True)
 class StepTiming:
-    """One measured fused step: its layer, rows (requests), columns (time-steps) and wall time."""
+    """One timed step: its layer, segments, columns, useful cells, time, and what made it (grid or a policy)."""
 
     layer: int
-    rows: int
+    segments: int
     columns: int
+    cells: int
     time_s: float
+    kind: str = "grid"
+
+    @classmethod
+    def of(cls, step: BatchStep, time_s: float, kind: str) -> StepTiming:
+        return cls(step.layer, int(step.seg_row.size), step.width, step.useful_cells, time_s, kind)
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The fitted spec, the timings it was fitted on, and the fit's relative RMS error."""
+    """The fitted spec, the timings it was fitted on, the fit's relative RMS error, and per kind of step
+    the fitted total time over the measured total (1.0: the fit adds up)."""
 
     spec: HostSpec
     timings: tuple[StepTiming, ...]
     rel_rms_error: float
+    total_ratio_by_kind: dict
 
     def to_json(self) -> dict:
-        """The spec's name and fitted parameters, the fit's error and every timing."""
+        """The spec's name and fitted parameters, the fit's error (overall and per kind of step) and every
+        timing."""
         return json_safe({
             "name": self.spec.name,
             "parameters": {name: getattr(self.spec, name) for name in HostSpec.parameter_names()},
             "rel_rms_error": self.rel_rms_error,
+            "total_ratio_by_kind": self.total_ratio_by_kind,
             "timings": [asdict(t) for t in self.timings],
         })
 
 
-
 def _features(model: RNNModel, t: StepTiming) -> list[float]:
     layer = model.layers[t.layer]
-    cells = t.rows * t.columns
-    return [1.0, float(t.columns), cells * 2.0 * layer.gate_rows * layer.output_size,
-            cells * 2.0 * layer.gate_rows * layer.input_size]
+    return [1.0, float(t.segments), float(t.columns), t.cells * 2.0 * layer.gate_rows * layer.output_size,
+            t.cells * 2.0 * layer.gate_rows * layer.input_size]
 
 
 def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -72,75 +99,147 @@ def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         keep.remove(int(np.argmin(coef)))
 
 
+class _TimedExecutor:
+    """A simulator backend that runs each step on the executor and records, on ``clock``, the time from the
+    end of the previous step to the end of this one: the policy's choice of the step and its bookkeeping
+    of the previous one are part of what a step costs a serving loop."""
+
+    notify_latency_s = 0.0
+    notifies_mid_step = False
+
+    def __init__(self, executor, clock, inputs, kind: str) -> None:
+        self.executor, self.clock, self.inputs, self.kind = executor, clock, inputs, kind
+        self.timings: list[StepTiming] = []
+        self._last_end: float | None = None
+
+    def reset(self) -> None:
+        self.executor.reset()
+        self.executor.source = self.inputs.__getitem__
+        self._last_end = None
+
+    def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
+        start = self.clock()
+        self.executor.execute(step)
+        self.executor.synchronize()
+        end = self.clock()
+        elapsed = end - (start if self._last_end is None else self._last_end)
+        self._last_end = end
+        self.timings.append(StepTiming.of(step, elapsed, self.kind))
+        return StepCost(elapsed, 0.0, {})
+
+
+def _grid_pass(executor, model: RNNModel, clock, rows, columns, rng) -> list[StepTiming]:
+    executor.reset()
+    timings, request = [], 0
+    for r in rows:
+        for c in columns:
+            ids = list(range(request, request + r))
+            request += r
+            for i in ids:
+                executor.add(i, rng.standard_normal((c, model.layers[0].input_size), dtype=np.float32))
+            for layer_index, layer in enumerate(model.layers):
+                for direction in range(layer.directions):
+                    first = 0 if direction == 0 else c - 1
+                    step = BatchStep(layer_index, direction, c, r, range(r), [0] * r, ids, [first] * r, [c] * r,
+                                     [True] * r)
+                    start = clock()
+                    executor.execute(step)
+                    executor.synchronize()
+                    timings.append(StepTiming.of(step, clock() - start, "grid"))
+            for i in ids:
+                executor.pop_result(i)
+    return timings
+
+
+def _policy_pass(executor, model: RNNModel, clock, batch_size: int, inputs) -> list[StepTiming]:
+    from ebatch import policies
+    from ebatch.sim.engine import Simulator
+    from ebatch.workload import Workload
+
+    workload = Workload.from_lengths([len(x) for x in inputs], np.zeros(len(inputs)), name="calibration")
+    timings = []
+    for name, params in POLICY_RUNS:
+        backend = _TimedExecutor(executor, clock, inputs, name)
+        policy = policies.get(name, batch_size=batch_size, **params)
+        Simulator(model, workload, policy, backend, cut_runs=False).run()
+        timings += backend.timings
+    return timings
+
+
 def measure_steps(model: str | RNNModel, backend: str = "torch", threads: int | None = 1,
-                  rows: tuple[int, ...] = (1, 4, 16), columns: tuple[int, ...] = (4, 16, 64), repeats: int = 2,
-                  seed: int = 0, device: str | None = None) -> list[StepTiming]:
-    """Wall time of each fused step (one per layer direction) over the grid, the first pass not kept
-    (on CUDA it captures the step shapes' graphs). ``device``: ``"cuda"`` for the torch backend on a GPU."""
+                  rows: tuple[int, ...] = (1, 4, 16), columns: tuple[int, ...] = (4, 16, 64, 512), repeats: int = 2,
+                  seed: int = 0, policy_requests: int = 48, device: str | None = None) -> list[StepTiming]:
+    """The fastest of ``repeats`` timings of every grid and policy step (``policy_requests=0``: grid only);
+    the first pass is not kept (on CUDA it captures the step shapes' graphs). ``device``: ``"cuda"`` for
+    the torch backend on a GPU (timed in wall time)."""
     from ebatch.runtime.engine import make_executor
     from ebatch.runtime.weights import RNNWeights
+    from ebatch.workload import Workload
 
     model = get_model(model) if isinstance(model, str) else model
     executor = make_executor(RNNWeights.random(model, seed=seed), backend, device=device, threads=threads)
+    clock = time.thread_time if _cpu_clock(threads, device) else time.perf_counter
+    lengths = Workload.from_dataset(CALIBRATION_WORKLOAD, n=policy_requests, seed=seed).lengths if policy_requests \
+        else np.zeros(0, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    timings, request = [], 0
-    for repeat in range(repeats + 1):
-        for r in rows:
-            for c in columns:
-                ids = list(range(request, request + r))
-                request += r
-                for i in ids:
-                    executor.add(i, rng.standard_normal((c, model.layers[0].input_size), dtype=np.float32))
-                for layer_index, layer in enumerate(model.layers):
-                    for direction in range(layer.directions):
-                        step = BatchStep(layer_index, direction, c, r, range(r), [0] * r, ids, [0] * r, [c] * r,
-                                         [True] * r)
-                        start = time.perf_counter()
-                        executor.execute(step)
-                        executor.synchronize()
-                        if repeat:
-                            timings.append(StepTiming(layer_index, r, c, time.perf_counter() - start))
-                for i in ids:
-                    executor.pop_result(i)
-    return timings
+    inputs = [rng.standard_normal((max(1, int(n) // LENGTH_DIVISOR), model.layers[0].input_size), dtype=np.float32)
+              for n in lengths]
+    passes = []
+    for _ in range(repeats + 1):  # the first pass warms up and is not kept
+        timings = _grid_pass(executor, model, clock, rows, columns, np.random.default_rng(seed))
+        if inputs:
+            timings += _policy_pass(executor, model, clock, max(rows), inputs)
+        passes.append(timings)
+    return [min(same, key=lambda t: t.time_s) for same in zip(*passes[1:])]
 
 
 def fit_host(model: str | RNNModel, timings: list[StepTiming], name: str, source: str,
              power_w: float, machine: str | None = None) -> Calibration:
-    """The non-negative least-squares fit of the host cost model to ``timings`` (``machine``: what ran them,
-    for the description; this CPU by default)."""
+    """The non-negative least-squares fit of the host cost model to ``timings`` (relative error; ``machine``:
+    what ran them, for the description; this CPU by default)."""
     model = get_model(model) if isinstance(model, str) else model
     a = np.array([_features(model, t) for t in timings])
     b = np.array([t.time_s for t in timings])
     weights = 1.0 / b  # relative error: short steps count as much as long ones
     coef = _nnls(a * weights[:, None], b * weights)
-    rel = float(np.sqrt(np.mean(((a @ coef) - b) ** 2 / b**2)))
-    names = ["step_overhead_s", "column_overhead_s", "recurrent_s_per_flop", "input_s_per_flop"]
-    sources = {n: f"{source}; fit of {len(timings)} steps, relative RMS error {rel:.1%}" for n in names}
+    fitted = a @ coef
+    rel = float(np.sqrt(np.mean((fitted - b) ** 2 / b**2)))
+    kinds = np.array([t.kind for t in timings])
+    ratios = {k: float(fitted[kinds == k].sum() / b[kinds == k].sum()) for k in dict.fromkeys(kinds.tolist())}
+    sources = {n: f"{source}; fit of {len(timings)} steps, relative RMS error {rel:.1%}" for n in _NAMES}
     sources["power_w"] = "assumption: estimated energy only (power x time), not measured; set with --power-w"
     sources["weight_bandwidth_bytes_per_s"] = "not fitted: 0 leaves the weight-read roofline out"
-    spec = HostSpec(*map(float, coef), power_w=float(power_w), name=name,
+    spec = HostSpec(**dict(zip(_NAMES, map(float, coef))), power_w=float(power_w), name=name,
                     description=f"ebatch executor on {machine or cpu_name()}, fitted by ebatch calibrate",
                     sources=sources)
-    return Calibration(spec, tuple(timings), rel)
+    return Calibration(spec, tuple(timings), rel, ratios)
 
 
-def calibrate(model: str, backend: str = "torch", threads: int | None = 1, repeats: int = 2,
+def _cpu_clock(threads: int | None, device: str | None) -> bool:
+    """Whether steps are timed in the thread's CPU time: one CPU thread (then it is the calling thread)."""
+    return threads == 1 and (device is None or str(device) == "cpu")
+
+
+def calibrate(model: str | RNNModel, backend: str = "torch", threads: int | None = 1, repeats: int = 2,
               power_w: float = ASSUMED_POWER_W, rows: tuple[int, ...] = (1, 4, 16),
-              columns: tuple[int, ...] = (4, 16, 64), device: str | None = None) -> Calibration:
-    """Measure and fit; the preset's sources name the CPU (or GPU), backend, threads and date."""
+              columns: tuple[int, ...] = (4, 16, 64, 512), policy_requests: int = 48,
+              device: str | None = None) -> Calibration:
+    """Measure and fit; the preset's sources name the CPU (or GPU), backend, threads, clock and date."""
     if repeats < 1:
         raise ValueError(f"repeats: must be >= 1, got {repeats}")
     if not power_w >= 0:
         raise ValueError(f"power-w: must be >= 0 watts, got {power_w}")
-    timings = measure_steps(model, backend, threads, rows, columns, repeats, device=device)
+    timings = measure_steps(model, backend, threads, rows, columns, repeats, policy_requests=policy_requests,
+                            device=device)
     machine = cpu_name()
     if device is not None and str(device).startswith("cuda"):
         import torch
 
         machine = f"{torch.cuda.get_device_name(torch.device(device))} (host CPU {machine})"
     today = datetime.date.today().isoformat()
+    name = model if isinstance(model, str) else model.name
+    clock = "thread CPU time" if _cpu_clock(threads, device) else "wall time"
     source = f"measured by ebatch calibrate on {machine} ({backend} backend, {threads or 'default'} threads, " \
-             f"{model}), {today}"
-    name = f"{platform.node() or 'host'}-{backend}{'-' + str(device) if device else ''}-{threads or 0}t"
-    return fit_host(model, timings, name, source, power_w, machine)
+             f"{name}, {clock}), {today}"
+    preset = f"{platform.node() or 'host'}-{backend}{'-' + str(device) if device else ''}-{threads or 0}t"
+    return fit_host(model, timings, preset, source, power_w, machine)

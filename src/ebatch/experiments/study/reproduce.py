@@ -2,200 +2,188 @@
 
 Life cycle::
 
-    config = ReproduceConfig.quick()                 # or ReproduceConfig(networks=(...), requests=50, ...)
-    result = run_reproduce(config, log=print)        # a frozen ReproduceResult: cases, headline, studies
-    write_outputs(result, "results/reproduce")       # ebatch.experiments.report.reproduce
+    config = ReproduceConfig.quick()                             # or ReproduceConfig(networks=(...), ...)
+    result = run_reproduce(config, log=print, workers=2)         # a frozen ReproduceResult
+    write_outputs(result, "results/reproduce")                   # ebatch.experiments.report.reproduce
 
-Per network and preset (``run_case``):
+Per network and preset (:class:`~ebatch.experiments.study.reproduce_plan.CasePlan`):
 
 1. Offline (every request queued at 0): ``padding``, ``padding`` with ``sort_window``, ``cellular``, all
-   with the same B. **Saturation** S = the best offline throughput among these three baselines (the state
+   with the same B, on the test set and on backlogs of 2x and 4x its size resampled with the seed.
+   **Saturation** S = the best offline throughput among these three baselines on the test set (the state
    of the art's capacity on that network and preset). The offered load is ``load_fraction x S``.
-2. E-BATCH's T is tuned by :func:`ebatch.experiments.study.tune.tune` at that load (Poisson, the same B) for
-   the objective ``tune_objective`` (default ``edp``: energy per request x p99 latency), then E-BATCH runs
-   offline like the baselines.
-3. Latency: every policy under Poisson arrivals at the load, and under the ``azure-conv`` trace
-   time-scaled to the same mean rate; p99 versus load at ``curve_fractions`` of S.
+2. E-BATCH's T is tuned (:func:`~ebatch.experiments.study.tune.tune_from_summaries`) at that load (Poisson,
+   the same B) for the objective ``tune_objective`` (default ``edp``: energy per request x p99 latency).
+3. E-BATCH at that T offline on every backlog; every policy under Poisson arrivals at the load, under the
+   ``azure-conv`` trace time-scaled to the same mean rate, and at ``curve_fractions`` of S.
 
-Ratios are E-BATCH's figure over a baseline's (throughput, requests per joule; p99 latency: lower is
-better), NaN where a side is missing (:func:`~ebatch.experiments.formatting.ratio`). The headline is their
-geometric mean over networks, per preset. Raises ``ValueError`` for an unknown network, preset or data set
-(before anything runs).
+The stages are phases on the sweep machinery (:class:`~ebatch.experiments.study.phases.PhaseRunner`): the
+sensitivity study's and the auto-T study's runs join the phase their inputs allow, and the numbers do not
+depend on the number of workers. Ratios (:mod:`~ebatch.experiments.study.headline`) are E-BATCH's figure
+over a baseline's. **The headline** (:data:`HEADLINE_BASIS`): per preset, the geometric mean over networks
+of the steady-state ratios (middle 80% of completions, docs/metrics.md) on the largest backlog, where the
+fill and drain transients of a finite backlog no longer weigh, with the p99-latency and energy ratios under
+load beside them; the whole-run ratios on every backlog are the convergence table. Raises ``ValueError``
+for an unknown network, preset or data set (before anything runs).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
-from ebatch.experiments.formatting import geomean, ratio
-from ebatch.experiments.study.autostudy import run_auto_study
-from ebatch.experiments.study.reproduce_config import (
-    EXTRA_HEADLINE_KEYS,
-    HEADLINE_KEYS,
-    PAPER_HEADLINE,
-    Network,
-    ReproduceConfig,
-    case_workload,
-    policy_specs,
-)
+from ebatch.experiments.formatting import geomean
+from ebatch.experiments.study.autostudy import auto_case, auto_saturation_configs, auto_tasks
+from ebatch.experiments.study.headline import geomean_ratios, load_ratios, offline_ratios
+from ebatch.experiments.study.phases import PhaseRunner
+from ebatch.experiments.study.reproduce_config import PAPER_HEADLINE, ReproduceConfig, policy_specs
+from ebatch.experiments.study.reproduce_plan import CasePlan, curve_name
 from ebatch.experiments.study.reproduce_results import (
     Assumption,
+    Backlog,
     Case,
+    ConvergenceRow,
     CurvePoint,
     LoadPoint,
     PolicyRuns,
-    PolicyTiming,
     ReproduceResult,
     RunFigures,
     Timing,
     TuneRecord,
 )
-from ebatch.experiments.study.sensitivity import run_sensitivity
-from ebatch.experiments.study.tune import tune
+from ebatch.experiments.study.sensitivity import sensitivity_configs, sensitivity_rows, variants
+from ebatch.experiments.study.tune import load_label, tune_from_summaries
 from ebatch.hardware import HardwareSpec, load_preset
-from ebatch.sim import simulate
-from ebatch.workload import DATASETS, Workload
+from ebatch.sweep import RunConfig
+from ebatch.workload import DATASETS
 
-__all__ = ["Timer", "headline", "run_case", "run_reproduce"]
+__all__ = ["HEADLINE_BASIS", "build_case", "convergence", "headline", "run_reproduce"]
 
+#: What the headline's throughput and energy-efficiency ratios are measured on.
+HEADLINE_BASIS = "steady state (middle 80% of completions) of the largest offline backlog"
 
-@dataclass
-class Timer:
-    """Wall time and simulated work per policy label (for the benchmark section)."""
-
-    per_policy: dict = field(default_factory=dict)
-
-    def run(self, label: str, model, workload: Workload, name: str, hardware, params: dict) -> dict:
-        start = time.perf_counter()
-        summary = simulate(model, workload, name, hardware, **params).summary()
-        wall = time.perf_counter() - start
-        entry = self.per_policy.setdefault(label, {"runs": 0, "wall_s": 0.0, "cells": 0, "requests": 0})
-        entry["runs"] += 1
-        entry["wall_s"] += wall
-        entry["cells"] += summary["useful_cells"]
-        entry["requests"] += summary["completed"]
-        return summary
-
-    def table(self) -> dict[str, PolicyTiming]:
-        return {
-            label: PolicyTiming(**e, cells_per_wall_s=e["cells"] / e["wall_s"],
-                                requests_per_wall_s=e["requests"] / e["wall_s"])
-            for label, e in self.per_policy.items()
-        }
+Summaries = Mapping[RunConfig, dict]
 
 
-def _ratios(policies: Mapping[str, PolicyRuns], baselines: list[str]) -> dict[str, float]:
-    e = policies["ebatch"]
-    ratios = {}
-    for base in ("cellular", "padding", "padding-sorted"):
-        p = policies[base]
-        ratios[f"throughput_vs_{base}"] = ratio(e.offline.throughput_rps, p.offline.throughput_rps)
-        ratios[f"energy_efficiency_vs_{base}"] = ratio(e.offline.requests_per_j, p.offline.requests_per_j)
-        ratios[f"p99_latency_vs_{base}"] = ratio(e.poisson.latency_p99_s, p.poisson.latency_p99_s)
-        ratios[f"p99_latency_trace_vs_{base}"] = ratio(e.trace.latency_p99_s, p.trace.latency_p99_s)
-    best_thr = max(policies[b].offline.throughput_rps for b in baselines)
-    best_eff = max(policies[b].offline.requests_per_j for b in baselines)
-    ratios["throughput_vs_best_baseline"] = ratio(e.offline.throughput_rps, best_thr)
-    ratios["energy_efficiency_vs_best_baseline"] = ratio(e.offline.requests_per_j, best_eff)
-    return ratios
-
-
-def run_case(net: Network, preset: str | HardwareSpec, config: ReproduceConfig, timer: Timer) -> Case:
-    """Everything measured for one network on one preset (see the module docstring)."""
-    hardware = load_preset(preset) if isinstance(preset, str) else preset
-    offline = case_workload(net, config)
-
-    def figures(label, work, name, params) -> RunFigures:
-        return RunFigures.from_summary(timer.run(label, net.model, work, name, hardware, params))
-
-    offline_runs = {label: figures(label, offline, name, params) for label, name, params in policy_specs(config)}
-    saturation_label = max(offline_runs, key=lambda k: offline_runs[k].throughput_rps)
-    saturation = offline_runs[saturation_label].throughput_rps
+def build_case(plan: CasePlan, summaries: Summaries, timesteps: int, tune_record: TuneRecord) -> Case:
+    """One network on one preset from the summaries of its runs (every phase done)."""
+    net, config = plan.net, plan.config
+    saturation_label, saturation = plan.saturation(summaries)
     load = config.load_fraction * saturation
-    poisson = case_workload(net, config, "poisson", load)
-    trace = case_workload(net, config, config.trace, load)
-
-    tuned = tune(net.model, hardware, poisson, batch_sizes=[config.batch_size], objective=config.tune_objective)
-    t_best = int(tuned.best["timesteps"])
-    specs = policy_specs(config, t_best)
-    label, name, params = specs[-1]
-    offline_runs[label] = figures(label, offline, name, params)
-    policies = {}
-    for label, name, params in specs:
-        policies[label] = PolicyRuns(
-            policy=name, params=params, offline=offline_runs[label], poisson=figures(label, poisson, name, params),
-            trace=figures(label, trace, name, params), overloaded=load > offline_runs[label].throughput_rps,
-        )
-
-    curve = []
-    for fraction in config.curve_fractions:
-        rate = fraction * saturation
-        work = case_workload(net, config, "poisson", rate)
-        points = {}
-        for label, name, params in specs:
-            s = timer.run(label, net.model, work, name, hardware, params)
-            points[label] = LoadPoint(s["latency_p50_s"], s["latency_p99_s"], s["energy_per_request_j"])
-        curve.append(CurvePoint(fraction, rate, points))
-
+    specs = {label: (name, params) for label, name, params in policy_specs(config, timesteps)}
+    backlogs = {f: {label: summaries[c] for label, c in plan.backlog(f, timesteps).items()}
+                for f in config.backlog_factors}
+    loaded = {run: {label: summaries[c] for label, c in runs.items()}
+              for run, runs in plan.loaded(saturation, timesteps).items()}
+    offline = backlogs[1]
+    policies = {
+        label: PolicyRuns(policy=name, params=params, offline=RunFigures.from_summary(offline[label]),
+                          poisson=RunFigures.from_summary(loaded["poisson"][label]),
+                          trace=RunFigures.from_summary(loaded["trace"][label]),
+                          overloaded=load > offline[label]["throughput_rps"])
+        for label, (name, params) in specs.items()
+    }
+    curve = tuple(
+        CurvePoint(f, f * saturation, {label: LoadPoint(s["latency_p50_s"], s["latency_p99_s"],
+                                                       s["energy_per_request_j"])
+                                       for label, s in loaded[curve_name(f)].items()})
+        for f in config.curve_fractions
+    )
+    sample = offline["ebatch"]
+    lengths = plan.backlog(1)["padding"].workload.load().lengths
     return Case(
-        network=net.model, dataset=net.dataset, preset=hardware.name,
+        network=net.model, dataset=net.dataset, preset=load_preset(plan.preset).name,
         frame_rate_hz=net.frame_rate_hz if DATASETS[net.dataset].kind == "speech" else None,
-        requests=len(offline), length_mean=float(offline.lengths.mean()), length_max=int(offline.lengths.max()),
-        saturation_rps=saturation, saturation_policy=saturation_label, load_rps=load, tuned_timesteps=t_best,
-        tune=TuneRecord(config.tune_objective, tuned.settings["load"],
-                        tuple(tuned.points.to_dict(orient="records"))),
-        policies=policies, ratios=_ratios(policies, [label for label, _, _ in policy_specs(config)]),
-        curve=tuple(curve),
+        requests=sample["requests"], length_mean=float(lengths.mean()), length_max=int(lengths.max()),
+        saturation_rps=saturation, saturation_policy=saturation_label, load_rps=load, tuned_timesteps=timesteps,
+        tune=tune_record, policies=policies,
+        ratios={**offline_ratios(offline), **load_ratios(loaded["poisson"]), **load_ratios(loaded["trace"], "_trace")},
+        curve=curve,
+        backlogs=tuple(
+            Backlog(f, runs["ebatch"]["requests"], {label: RunFigures.from_summary(s) for label, s in runs.items()},
+                    offline_ratios(runs), offline_ratios(runs, steady=True))
+            for f, runs in backlogs.items()
+        ),
     )
 
 
+def _headline_ratios(case: Case) -> dict[str, float]:
+    """A case's headline ratios: steady state on the largest backlog, and the ratios under Poisson load."""
+    largest = max(case.backlogs, key=lambda b: b.factor)
+    under_load = {k: v for k, v in case.ratios.items() if k.startswith(("p99_latency", "energy_efficiency_under"))}
+    return {**largest.steady_ratios, **under_load}
+
+
 def headline(cases: list[Case], presets) -> dict[str, dict[str, float]]:
-    """Geometric means over networks of E-BATCH's ratios, per preset."""
-    return {
-        preset: {
-            key: geomean([c.ratios[key] for c in cases if c.preset == preset])
-            for key in HEADLINE_KEYS + EXTRA_HEADLINE_KEYS
-        }
-        for preset in presets
-    }
+    """Per preset, geometric means over networks of the headline ratios (:data:`HEADLINE_BASIS`)."""
+    return {preset: geomean_ratios(_headline_ratios(c) for c in cases if c.preset == preset) for preset in presets}
+
+
+def convergence(cases: list[Case], presets) -> tuple[ConvergenceRow, ...]:
+    """Per preset, backlog and window (whole run, steady state): geometric means over networks of the ratios."""
+    rows = []
+    for preset in presets:
+        on = [c for c in cases if c.preset == preset]
+        for i, backlog in enumerate(on[0].backlogs if on else ()):
+            for window in ("whole", "steady"):
+                per_net = [c.backlogs[i].ratios if window == "whole" else c.backlogs[i].steady_ratios for c in on]
+                keys = per_net[0]
+                rows.append(ConvergenceRow(preset, backlog.factor, window,
+                                           {k: geomean([r[k] for r in per_net]) for k in keys}))
+    return tuple(rows)
 
 
 def _assumptions(spec: HardwareSpec) -> tuple[Assumption, ...]:
     return tuple(Assumption(k, getattr(spec, k), spec.sources[k]) for k in spec.assumptions)
 
 
-def run_reproduce(config: ReproduceConfig, log: Callable[[str], None] | None = None,
-                  command: str = "") -> ReproduceResult:
-    """Run every case, the sensitivity study and the auto-T study (each when ``config`` asks for it)."""
+def run_reproduce(config: ReproduceConfig, log: Callable[[str], None] | None = None, command: str = "",
+                  workers: int = 0, scheduler: str | None = None, processes: bool = True) -> ReproduceResult:
+    """Every case, the sensitivity study and the auto-T study (each when ``config`` asks for it), in phases
+    on ``workers`` local workers (0: serially here) or on the dask ``scheduler`` at that address."""
     config.check()
     log = log or (lambda _msg: None)
-    timer, start, cases = Timer(), time.perf_counter(), []
-    for preset in config.presets:
-        for net in config.networks:
-            case = run_case(net, preset, config, timer)
-            r = case.ratios
-            log(f"{net.model} on {preset}: T={case.tuned_timesteps}, E-BATCH vs cellular "
-                f"throughput {r['throughput_vs_cellular']:.2f}x, requests/J {r['energy_efficiency_vs_cellular']:.2f}x")
-            cases.append(case)
-    phases = {"cases_s": time.perf_counter() - start}
-    sensitivity = auto = None
-    if config.sensitivity:
-        log("sensitivity study ...")
-        phase_start = time.perf_counter()
-        sensitivity = tuple(run_sensitivity(cases, config, timer))
-        phases["sensitivity_s"] = time.perf_counter() - phase_start
-    if config.auto_study:
-        log("auto-T study ...")
-        phase_start = time.perf_counter()
-        auto = tuple(run_auto_study(config))
-        phases["auto_study_s"] = time.perf_counter() - phase_start
+    start = time.perf_counter()
+    plans = [CasePlan(net, preset, config) for preset in config.presets for net in config.networks]
+    found = variants(config) if config.sensitivity else []
+    auto_baselines = auto_saturation_configs(config) if config.auto_study else {}
+    with PhaseRunner(workers, scheduler, processes, log) as runner:
+        summaries = runner.run("offline_baselines", [
+            *(c for p in plans for c in p.offline_baselines()), *sensitivity_configs(found, config),
+            *(c for runs in auto_baselines.values() for c in runs.values()),
+        ])
+        saturation = {p: p.saturation(summaries)[1] for p in plans}
+        summaries.update(runner.run("load", [
+            c for p in plans for c in p.tune_configs(saturation[p]) + p.load_baselines(saturation[p])]))
+        tuned, records = {}, {}
+        for p in plans:
+            grid = p.tune_configs(saturation[p])
+            result = tune_from_summaries(grid, summaries, config.tune_objective)
+            tuned[p] = int(result.best["timesteps"])
+            records[p] = TuneRecord(config.tune_objective, load_label(grid[0].workload.load()),
+                                    tuple(result.points.to_dict(orient="records")))
+        by_name = {(p.net.model, load_preset(p.preset).name): t for p, t in tuned.items()}
+        summaries.update(runner.run("tuned_ebatch", [
+            *(c for p in plans for c in p.tuned_runs(tuned[p], saturation[p])),
+            *sensitivity_configs(found, config, by_name),
+        ]))
+        auto = None
+        if config.auto_study:
+            auto = tuple(runner.map("auto_study", auto_case, auto_tasks(config, auto_baselines, summaries)))
+    cases = []
+    for p in plans:
+        case = build_case(p, summaries, tuned[p], records[p])
+        r = case.ratios
+        log(f"{case.network} on {case.preset}: T={case.tuned_timesteps}, E-BATCH vs cellular "
+            f"throughput {r['throughput_vs_cellular']:.2f}x, requests/J {r['energy_efficiency_vs_cellular']:.2f}x")
+        cases.append(case)
+    presets = [load_preset(p).name for p in config.presets]
     return ReproduceResult(
-        command=command, config=config, cases=tuple(cases),
-        headline=headline(cases, [load_preset(p).name for p in config.presets]), paper=PAPER_HEADLINE,
+        command=command, config=config, cases=tuple(cases), headline=headline(cases, presets), paper=PAPER_HEADLINE,
         assumptions={p: _assumptions(load_preset(p)) for p in config.presets},
-        sensitivity=sensitivity, auto_study=auto,
-        timing=Timing(time.perf_counter() - start, phases, timer.table()),
+        headline_basis=HEADLINE_BASIS, convergence=convergence(cases, presets),
+        sensitivity=tuple(sensitivity_rows(found, config, by_name, summaries)) if config.sensitivity else None,
+        auto_study=auto,
+        timing=Timing(time.perf_counter() - start, {f"{k}_s": v for k, v in runner.phases_s.items()},
+                      runner.timing()),
     )
-

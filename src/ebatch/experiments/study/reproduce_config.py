@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from ebatch.hardware import load_preset
 from ebatch.model import get_model
+from ebatch.sweep import RunConfig, WorkloadConfig
 from ebatch.workload import DATASETS, Workload
 
 __all__ = [
     "EXTRA_HEADLINE_KEYS", "HEADLINE_KEYS", "NETWORKS", "Network", "PAPER_HEADLINE", "POLICY_LABELS", "PRESETS",
-    "ReproduceConfig", "case_workload", "policy_specs",
+    "ReproduceConfig", "case_workload", "policy_configs", "policy_specs", "workload_config",
 ]
 
 
@@ -53,7 +54,11 @@ POLICY_LABELS = ("padding", "padding-sorted", "cellular", "ebatch")
 
 @dataclass(frozen=True)
 class ReproduceConfig:
-    """What ``run_reproduce`` runs. ``requests=None``: every request of each data set."""
+    """What ``run_reproduce`` runs. ``requests=None``: every request of each data set (the test set);
+    ``backlog_factors``: the offline backlogs of the convergence study, in multiples of the test set (1 is
+    the test set itself; 2 and 4 draw 2x and 4x as many lengths from it with the seed, with replacement
+    once they outnumber it); ``quick_run``: a ``--quick`` run, whose figures the report says are not comparable
+    to the paper's."""
 
     networks: tuple[Network, ...] = NETWORKS
     presets: tuple[str, ...] = PRESETS
@@ -72,12 +77,14 @@ class ReproduceConfig:
     auto_slo_factor: float = 2.0
     auto_extra_networks: tuple[Network, ...] = (Network("lstm-2x512", "librispeech-test-clean", 100.0),)
     seed: int = 0
+    backlog_factors: tuple[int, ...] = (1, 2, 4)
+    quick_run: bool = False
 
     @classmethod
     def quick(cls, **changes) -> ReproduceConfig:
         """Fewer requests and load points: the ``--quick`` run."""
-        base = dict(requests=300, curve_fractions=(0.4, 0.7, 1.0), sensitivity_requests=120,
-                    sensitivity_request_counts=(60,), auto_requests=500)
+        base = dict(requests=300, curve_fractions=(0.4, 0.7, 1.0), sensitivity_requests=60,
+                    sensitivity_request_counts=(30,), auto_requests=300, quick_run=True)
         return cls(**{**base, **changes})
 
     def check(self) -> None:
@@ -94,6 +101,9 @@ class ReproduceConfig:
             raise ValueError(f"load_fraction: must be > 0, got {self.load_fraction}")
         if self.requests is not None and self.requests < 2:
             raise ValueError(f"requests: must be >= 2, got {self.requests}")
+        if 1 not in self.backlog_factors or min(self.backlog_factors) < 1:
+            raise ValueError(f"backlog_factors: whole multiples >= 1 of the test set, 1 among them; "
+                             f"got {self.backlog_factors}")
 
 
 def policy_specs(config: ReproduceConfig, timesteps: int | None = None) -> list[tuple[str, str, dict]]:
@@ -114,3 +124,21 @@ def case_workload(net: Network, config: ReproduceConfig, arrival: str = "offline
     """``config.requests`` requests of ``net``'s data set (seeded), offline or arriving as ``arrival`` says."""
     return Workload.from_dataset(net.dataset, n=config.requests, arrival=arrival, rate_rps=rate_rps,
                                  seed=config.seed, frame_rate_hz=net.frame_rate_hz)
+
+
+def workload_config(net: Network, config: ReproduceConfig, arrival: str = "offline", rate_rps: float | None = None,
+                    requests: int | None = None, backlog_factor: int = 1) -> WorkloadConfig:
+    """The sweep's form of :func:`case_workload` (the same requests): ``requests`` (default
+    ``config.requests``) times ``backlog_factor``, a test set of ``None`` requests counting as its size."""
+    n = config.requests if requests is None else requests
+    if backlog_factor != 1:
+        n = backlog_factor * (n if n is not None else len(Workload.from_dataset(net.dataset)))
+    speech = DATASETS[net.dataset].kind == "speech"
+    return WorkloadConfig(net.dataset, requests=n, arrival=arrival, rate_rps=rate_rps, seed=config.seed,
+                          frame_rate_hz=net.frame_rate_hz if speech else None)
+
+
+def policy_configs(net: Network, preset: str, work: WorkloadConfig, specs: list[tuple[str, str, dict]],
+                   overrides: dict | None = None) -> dict[str, RunConfig]:
+    """``{label: RunConfig}`` of ``specs`` (from :func:`policy_specs`) serving ``work`` on ``preset``."""
+    return {label: RunConfig(net.model, preset, work, name, params, overrides or {}) for label, name, params in specs}

@@ -16,8 +16,8 @@ from ebatch.experiments.study.reproduce_config import ReproduceConfig
 from ebatch.model import RNNModel, get_model
 
 __all__ = [
-    "Assumption", "AutoCase", "Case", "CurvePoint", "FixedT", "LoadPoint", "PolicyRuns", "PolicyTiming",
-    "ReproduceResult", "RunFigures", "SensitivityRow", "Timing", "Trajectory", "TuneRecord",
+    "Assumption", "AutoCase", "Backlog", "Case", "ConvergenceRow", "CurvePoint", "FixedT", "LoadPoint", "PolicyRuns",
+    "PolicyTiming", "ReproduceResult", "RunFigures", "SensitivityRow", "Timing", "Trajectory", "TuneRecord",
 ]
 
 
@@ -42,6 +42,8 @@ class RunFigures:
     dram_weight_bytes: float
     mac_utilisation: float
     energy_breakdown_j: Mapping[str, float]
+    steady_throughput_rps: float
+    steady_requests_per_j: float
 
     @classmethod
     def from_summary(cls, summary: Mapping[str, Any]) -> RunFigures:
@@ -93,6 +95,29 @@ class TuneRecord:
 
 
 @dataclass(frozen=True)
+class Backlog:
+    """Every policy offline on one backlog of a case: ``factor`` x the test set (1: the test set itself),
+    ``requests`` in all; E-BATCH's ratios over the whole run and over its steady-state window."""
+
+    factor: int
+    requests: int
+    policies: Mapping[str, RunFigures]
+    ratios: Mapping[str, float]
+    steady_ratios: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class ConvergenceRow:
+    """Geometric means over networks of E-BATCH's offline ratios on one preset, one backlog and one window
+    (``whole``: the whole run; ``steady``: the middle 80% of completions)."""
+
+    preset: str
+    backlog_factor: int
+    window: str
+    ratios: Mapping[str, float]
+
+
+@dataclass(frozen=True)
 class Case:
     """Everything measured for one network on one preset; ``ratios`` are E-BATCH's figure over a baseline's
     (``throughput_vs_cellular``, ``p99_latency_trace_vs_padding``, ...)."""
@@ -112,6 +137,7 @@ class Case:
     policies: Mapping[str, PolicyRuns]
     ratios: Mapping[str, float]
     curve: tuple[CurvePoint, ...]
+    backlogs: tuple[Backlog, ...] = ()
 
     @property
     def model(self) -> RNNModel:
@@ -225,7 +251,8 @@ class Timing:
 @dataclass(frozen=True)
 class ReproduceResult:
     """The whole reproduction: its configuration, every case, the headline (per preset: geometric means over
-    networks of E-BATCH's ratios), the paper's figures, the presets' assumptions, and the optional studies."""
+    networks of E-BATCH's ratios, on the basis ``headline_basis`` says), the convergence of the offline
+    ratios over backlogs and windows, the paper's figures, the presets' assumptions, and the optional studies."""
 
     command: str
     config: ReproduceConfig
@@ -233,6 +260,8 @@ class ReproduceResult:
     headline: Mapping[str, Mapping[str, float]]
     paper: Mapping[str, Mapping[str, float]]
     assumptions: Mapping[str, tuple[Assumption, ...]]
+    headline_basis: str = ""
+    convergence: tuple[ConvergenceRow, ...] = ()
     sensitivity: tuple[SensitivityRow, ...] | None = None
     auto_study: tuple[AutoCase, ...] | None = None
     timing: Timing | None = None
@@ -247,6 +276,8 @@ class ReproduceResult:
             "config": asdict(self.config),
             "cases": [c.to_json() for c in self.cases],
             "headline": self.headline,
+            "headline_basis": self.headline_basis,
+            "convergence": [asdict(r) for r in self.convergence],
             "paper": self.paper,
             "assumptions": {p: [asdict(a) for a in items] for p, items in self.assumptions.items()},
         }

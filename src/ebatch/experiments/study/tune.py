@@ -18,19 +18,24 @@ Raises ``ValueError`` for an unknown objective, an empty grid or a bad SLO.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from ebatch.experiments.study.phases import PhaseRunner
+from ebatch.experiments.study.tune_load import DEFAULT_LOAD_FRACTION, poisson_at_load
 from ebatch.hardware import HardwareSpec
 from ebatch.model import RNNModel, get_model
 from ebatch.sim import simulate
+from ebatch.sweep import RunConfig, WorkloadConfig
 from ebatch.workload import Workload
 
 __all__ = [
-    "OBJECTIVES", "OBJECTIVE_MEANINGS", "TuneResult", "choose", "load_label", "pareto_front", "timestep_grid", "tune",
-    "tune_workload",
+    "DEFAULT_LOAD_FRACTION", "OBJECTIVES", "OBJECTIVE_MEANINGS", "TuneResult", "choose", "load_label", "pareto_front",
+    "timestep_grid", "tune", "tune_configs", "tune_from_summaries",
 ]
 
 OBJECTIVES = ("energy", "throughput", "edp")
@@ -136,67 +141,114 @@ def load_label(workload: Workload) -> str:
     return f"{kind}, mean rate {rate:.4g} req/s"
 
 
-def tune_workload(
-    workload: str | Workload, requests: int | None, rate_rps: float | None, seed: int, frame_rate_hz: float
-) -> Workload:
-    """The workload a sweep runs on: a data set drawn with ``seed``, offline or Poisson at ``rate_rps``."""
-    if isinstance(workload, Workload):
-        return workload
-    arrival = "offline" if rate_rps is None else "poisson"
-    return Workload.load(workload, n=requests, arrival=arrival, rate_rps=rate_rps, seed=seed,
-                         frame_rate_hz=frame_rate_hz)
+def tune_configs(model: str, hardware: str, work: WorkloadConfig, batch_sizes: Sequence[int],
+                 timesteps: Sequence[int] | None = None) -> list[RunConfig]:
+    """E-BATCH at every (B, T) of the grid on ``work`` (T by default :func:`timestep_grid` of the longest request)."""
+    grid_t = list(timesteps) if timesteps is not None else timestep_grid(int(work.load().lengths.max()))
+    if not grid_t or not list(batch_sizes):
+        raise ValueError("tune: the grid is empty; give at least one batch size and one T")
+    return [RunConfig(model, hardware, work, "ebatch", {"batch_size": int(b), "timesteps": int(t)})
+            for b in batch_sizes for t in grid_t]
+
+
+def _row(b: int, t: int, s: Mapping) -> dict:
+    return {
+        "batch_size": int(b), "timesteps": int(t), "throughput_rps": s["throughput_rps"],
+        "energy_per_request_j": s["energy_per_request_j"], "requests_per_j": s["requests_per_j"],
+        "latency_p50_s": s["latency_p50_s"], "latency_p99_s": s["latency_p99_s"],
+        "edp_j_s": s["energy_per_request_j"] * s["latency_p99_s"], "padding_fraction": s["padding_fraction"],
+    }
+
+
+def _result(rows: list[dict], objective: str, latency_slo_s: float | None, settings: dict) -> TuneResult:
+    points = pd.DataFrame(rows)
+    points["meets_slo"] = True if latency_slo_s is None else points["latency_p99_s"] <= latency_slo_s
+    points["on_front"] = pareto_front(points)
+    best, met = choose(points, objective, latency_slo_s)
+    return TuneResult(points, objective, latency_slo_s, best, met, settings)
+
+
+def tune_from_summaries(configs: Sequence[RunConfig], summaries: Mapping[RunConfig, dict], objective: str = "energy",
+                        latency_slo_s: float | None = None, settings: dict | None = None) -> TuneResult:
+    """The :class:`TuneResult` of the runs of :func:`tune_configs` (``summaries``: ``{RunConfig: summary}``)."""
+    rows = []
+    for config in configs:
+        params = dict(config.policy_params)
+        rows.append(_row(params["batch_size"], params["timesteps"], summaries[config]))
+    return _result(rows, objective, latency_slo_s, dict(settings or {}))
 
 
 def tune(
     model: str | RNNModel,
     hardware: str | HardwareSpec,
-    workload: str | Workload,
+    workload: str | Workload | WorkloadConfig,
     *,
     requests: int | None = 500,
     rate_rps: float | None = None,
+    load_fraction: float | None = None,
     batch_sizes=DEFAULT_BATCH_SIZES,
     timesteps=None,
     objective: str = "energy",
     latency_slo_s: float | None = None,
     seed: int = 0,
     frame_rate_hz: float = 100.0,
+    workers: int = 0,
+    scheduler: str | None = None,
+    runner: PhaseRunner | None = None,
 ) -> TuneResult:
     """Sweep E-BATCH over ``batch_sizes`` x ``timesteps`` (default :func:`timestep_grid` of the longest request).
 
-    Every point serves the same workload: a :class:`Workload` as given, or a data set drawn with ``seed``
-    (``requests`` of them), all queued at 0 (``rate_rps=None``, offline) or Poisson at ``rate_rps``.
+    Every point serves the same requests: a :class:`Workload` or :class:`WorkloadConfig` as given, or
+    ``requests`` of the data set (or CSV) ``workload`` drawn with ``seed``, arriving as Poisson at
+    ``rate_rps`` when given, else as Poisson at ``load_fraction`` x the saturation of
+    :func:`~ebatch.experiments.study.tune_load.poisson_at_load` when given (``ebatch tune``'s default:
+    :data:`DEFAULT_LOAD_FRACTION`), else all queued at 0 (offline). Names (model, preset, data set) run on
+    the sweep machinery (``workers``, ``scheduler``, or a study's ``runner``); objects run in this process.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: unknown {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     if latency_slo_s is not None and not latency_slo_s > 0:
         raise ValueError(f"latency_slo_s: must be > 0 seconds, got {latency_slo_s}")
-    model = get_model(model)
-    work = tune_workload(workload, requests, rate_rps, seed, frame_rate_hz)
-    grid_t = list(timesteps) if timesteps is not None else timestep_grid(int(work.lengths.max()))
-    grid_b = list(batch_sizes)
-    if not grid_t or not grid_b:
+    if load_fraction is not None and not load_fraction > 0:
+        raise ValueError(f"load_fraction: must be > 0, got {load_fraction}")
+    rnn = get_model(model)
+    hardware_name = hardware if isinstance(hardware, str) else hardware.name
+    if not list(batch_sizes):
         raise ValueError("tune: the grid is empty; give at least one batch size and one T")
-    rows = []
-    for b in grid_b:
-        for t in grid_t:
-            s = simulate(model, work, "ebatch", hardware, batch_size=int(b), timesteps=int(t)).summary()
-            rows.append({
-                "batch_size": int(b), "timesteps": int(t), "throughput_rps": s["throughput_rps"],
-                "energy_per_request_j": s["energy_per_request_j"], "requests_per_j": s["requests_per_j"],
-                "latency_p50_s": s["latency_p50_s"], "latency_p99_s": s["latency_p99_s"],
-                "edp_j_s": s["energy_per_request_j"] * s["latency_p99_s"],
-                "padding_fraction": s["padding_fraction"],
-            })
-    points = pd.DataFrame(rows)
-    points["meets_slo"] = True if latency_slo_s is None else points["latency_p99_s"] <= latency_slo_s
-    points["on_front"] = pareto_front(points)
-    best, met = choose(points, objective, latency_slo_s)
-    settings = {
-        "model": model.name,
-        "hardware": hardware if isinstance(hardware, str) else hardware.name,
-        "workload": work.name,
-        "requests": len(work),
-        "load": load_label(work),
-        "seed": seed,
-    }
-    return TuneResult(points, objective, latency_slo_s, best, met, settings)
+    if isinstance(workload, Workload) or not isinstance(model, str) or not isinstance(hardware, str):
+        work = workload if isinstance(workload, Workload) else _load(workload, requests, rate_rps, seed, frame_rate_hz)
+        grid_t = list(timesteps) if timesteps is not None else timestep_grid(int(work.lengths.max()))
+        if not grid_t:
+            raise ValueError("tune: the grid is empty; give at least one batch size and one T")
+        rows = [_row(b, t, simulate(rnn, work, "ebatch", hardware, batch_size=int(b), timesteps=int(t)).summary())
+                for b in batch_sizes for t in grid_t]
+        settings = _settings(rnn.name, hardware_name, work, load_label(work), seed)
+        return _result(rows, objective, latency_slo_s, settings)
+    with ExitStack() as stack:
+        run = runner or stack.enter_context(PhaseRunner(workers, scheduler))
+        if isinstance(workload, WorkloadConfig):
+            work, load = workload, load_label(workload.load())
+        elif rate_rps is None and load_fraction is not None:
+            work, load = poisson_at_load(model, hardware, workload, requests, seed, frame_rate_hz, max(batch_sizes),
+                                         load_fraction, run)
+        else:
+            arrival = "offline" if rate_rps is None else "poisson"
+            work = WorkloadConfig(workload, requests, arrival, rate_rps, seed, frame_rate_hz)
+            load = load_label(work.load())
+        configs = tune_configs(model, hardware, work, batch_sizes, timesteps)
+        summaries = run.run("tune", configs)
+    settings = _settings(rnn.name, hardware_name, work.load(), load, seed)
+    return tune_from_summaries(configs, summaries, objective, latency_slo_s, settings)
+
+
+def _load(workload, requests, rate_rps, seed, frame_rate_hz) -> Workload:
+    if isinstance(workload, WorkloadConfig):
+        return workload.load()
+    arrival = "offline" if rate_rps is None else "poisson"
+    return Workload.load(workload, n=requests, arrival=arrival, rate_rps=rate_rps, seed=seed,
+                         frame_rate_hz=frame_rate_hz)
+
+
+def _settings(model: str, hardware: str, work: Workload, load: str, seed: int) -> dict:
+    return {"model": model, "hardware": hardware, "workload": work.name, "requests": len(work), "load": load,
+            "seed": seed}

@@ -1,0 +1,383 @@
+"""Capacity benchmark (issue 11): the highest request rate each batching policy serves at a p99 SLO, measured
+with ``ebatch loadgen``'s search against ``ebatch serve`` on 127.0.0.1, next to the simulator's prediction
+from a host preset calibrated on this machine minutes before; prints a markdown section and, with ``--out``,
+writes it as the ``capacity`` section of that file.
+
+Per served model (torch backend, 1 thread, B=16, LibriSpeech test-clean lengths, random weights seed 0):
+
+1. **Calibrate**: ``ebatch calibrate``'s measurement and fit (kept in memory, printed in the page).
+2. **Predicted against measured throughput** (the 15 % check): every policy offline on the ``ebatch bench``
+   workload (:mod:`ebatch.bench.throughput_check`); with ``--full``, gru-2x512 too (its own calibration).
+3. **Server overhead**: an idle server, sequential requests; client latency minus the server's queue +
+   compute (the per-request constant the prediction adds).
+4. **Max rate at the SLO** (the 20 % check), per policy and arrival process: a server subprocess per policy;
+   :func:`~ebatch.bench.maxrate.find_max_rate` with real probes (bounded: requests sent within
+   ``PROBE_S_PER_SLO x SLO`` seconds, each answered within ``TIMEOUT_PER_SLO x SLO``, at most
+   ``--max-probes`` probes, starting from the simulated prediction); the server threads' share of a core
+   during the search from ``/proc`` (:mod:`ebatch.bench.server_process`); then the same search simulated
+   (:mod:`ebatch.bench.predict`) with that share and overhead, on the same schedules.
+
+Bounded: ``--quick`` (lstm-2x512, Poisson, three policies, two probes each) runs in a few minutes; the
+default runs both models, both arrival processes and six policies. Writes nothing but ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ebatch import policies
+from ebatch.bench.loadgen import run_load
+from ebatch.bench.maxrate import find_max_rate
+from ebatch.bench.predict import ServerModel, simulated_load, simulated_max_rate
+from ebatch.bench.runtime import bench_model
+from ebatch.bench.schedule import make_schedule
+from ebatch.bench.server_process import ServerProcess, cpu_share
+from ebatch.bench.throughput_check import check_throughput
+from ebatch.experiments.report.sections import write_section
+from ebatch.experiments.study.calibrate import calibrate
+from ebatch.hardware.host import HostCostModel, HostSpec, cpu_name
+from ebatch.runtime.weights import RNNWeights
+from ebatch.sim.engine import Simulator
+from ebatch.workload import Workload
+
+WORKLOAD = "librispeech-test-clean"
+BATCH_SIZE = 16
+#: the p99 SLO per model, and why (see the page)
+SLO_S = {"lstm-2x512": 4.0, "eesen": 10.0}
+PROBE_S_PER_SLO = 1.5  # a probe sends for 1.5 x SLO seconds
+TIMEOUT_PER_SLO = 1.1  # a request unanswered after 1.1 x SLO has failed it anyway
+MAX_PROBE_REQUESTS = 400
+GROWTH = 1.25  # the search's bracketing factor: it starts near the prediction
+START_FRACTION = 0.8  # ... a little under it, so that the first probe more likely passes
+TOLERANCE = 0.12
+FIXED_T = (16, 32, 64, 128)  # E-BATCH's fixed window: the simulator picks the best for each model
+ARRIVALS = {"poisson": 1.0, "gamma": 2.0}  # arrival process: coefficient of variation of the gaps
+
+
+@dataclass(frozen=True)
+class CapacityRow:
+    """One policy and arrival process: the measured search, its prediction, and the server's conditions."""
+
+    model: str
+    label: str
+    arrival: str
+    measured_rps: float
+    failed_above_rps: float | None
+    probes: int
+    probes_agreeing: int
+    predicted_rps: float
+    predicted_own_core_rps: float
+    cpu_share: float
+    search_s: float
+
+
+def configs(slo_s: float, fixed_t: int, quick: bool) -> list[tuple[str, str, dict]]:
+    """(label, policy, parameters) of the policies the issue names; B is added by the caller."""
+    rows = [(f"E-BATCH T={fixed_t}", "ebatch", {"timesteps": fixed_t}),
+            ("E-BATCH T=auto", "ebatch", {"timesteps": "auto", "latency_slo_s": slo_s}),
+            ("padding, max_wait 10 ms", "padding", {"max_wait_s": 0.01}),
+            ("sorted padding (window 4B), max_wait 10 ms", "padding",
+             {"max_wait_s": 0.01, "sort_window": 4 * BATCH_SIZE}),
+            ("cellular most-ready", "cellular", {"priority": "most-ready"}),
+            ("cellular oldest", "cellular", {"priority": "oldest"})]
+    return [rows[0], rows[2], rows[5]] if quick else rows
+
+
+def policy_option(policy: str, params: dict) -> str:
+    """``--policy`` for ``ebatch serve``: NAME:KEY=VALUE..."""
+    return ":".join([policy] + [f"{k}={v}" for k, v in params.items()])
+
+
+def with_batch(params: dict) -> dict:
+    return {"batch_size": BATCH_SIZE} | params
+
+
+def calibrated(model, repeats: int) -> tuple[HostSpec, float, float]:
+    """The fitted spec, the fit's relative RMS error, and this thread's share of a core while calibrating."""
+    cpu_start, wall_start = time.thread_time(), time.perf_counter()
+    result = calibrate(model, "torch", 1, repeats)
+    share = (time.thread_time() - cpu_start) / (time.perf_counter() - wall_start)
+    return result.spec, result.rel_rms_error, min(1.0, share)
+
+
+def request_overhead_s(server: ServerProcess, length: int, input_size: int, repeats: int = 5) -> float:
+    """Median of client latency minus the server's queue + compute over sequential requests (after one warm-up)."""
+    import httpx
+
+    from ebatch.serve.codec import NPY, encode_npy
+
+    body = encode_npy(np.random.default_rng(0).standard_normal((length, input_size), dtype=np.float32))
+    added = []
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        for i in range(repeats + 1):
+            begin = time.perf_counter()
+            response = client.post(f"/v1/models/{server.name}/infer", params={"outputs": "last"}, content=body,
+                                   headers={"content-type": NPY, "accept": NPY})
+            elapsed = time.perf_counter() - begin
+            response.raise_for_status()
+            if i:
+                added.append(elapsed - float(response.headers["x-queue-seconds"])
+                             - float(response.headers["x-compute-seconds"]))
+    return float(np.median(added))
+
+
+def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, max_probes: int,
+           seed: int) -> CapacityRow:
+    """The real search from (a little under) the simulated prediction, then the prediction again at the share of
+    a core the server's threads got during the probes that decided the answer; each real probe is also
+    simulated at its own share (does the simulator agree that it passed or failed?)."""
+    cv = ARRIVALS[arrival]
+    bounds = {"requests": MAX_PROBE_REQUESTS, "duration_s": PROBE_S_PER_SLO * slo_s, "cv": cv, "seed": seed}
+    timeout_s = TIMEOUT_PER_SLO * slo_s
+
+    def predicted(share: float, start_rps: float) -> float:
+        return simulated_max_rate(replace(sim, cpu_share=share), WORKLOAD, arrival, slo_s, start_rps,
+                                  rel_tolerance=0.02, max_probes=24, timeout_s=timeout_s, **bounds).max_rate_rps
+
+    guess = START_FRACTION * predicted(sim.cpu_share, 1.0) or 0.5
+    shares, agree = {}, []
+
+    def probe(rate_rps: float):
+        schedule = make_schedule(WORKLOAD, arrival, rate_rps, **bounds)
+        before = server.cpu()
+        result = run_load(schedule, server.url, server.name, slo_s, timeout_s, seed).result
+        share = cpu_share(before, server.cpu()) if before is not None else 1.0
+        shares[rate_rps] = share
+        expected = simulated_load(replace(sim, cpu_share=share), schedule, slo_s, timeout_s)
+        agree.append(expected.slo_met == result.slo_met)
+        print(f"    {rate_rps:.3g}/s: p99 {result.p99_s:.3g} s ({expected.p99_s:.3g} s simulated), "
+              f"{result.ok}/{result.requests} ok, share {share:.2f}", file=sys.stderr)
+        return result
+
+    begin = time.perf_counter()
+    found = find_max_rate(probe, guess, TOLERANCE, max_probes, GROWTH)
+    elapsed = time.perf_counter() - begin
+    failed = [p.rate_rps for p in found.probes if not p.slo_met and p.rate_rps > found.max_rate_rps]
+    deciding = [r for r in (found.max_rate_rps, min(failed, default=None)) if r in shares]
+    share = float(np.mean([shares[r] for r in deciding]))
+    return CapacityRow(sim.model.name, "", arrival, found.max_rate_rps, min(failed) if failed else None,
+                       len(found.probes), sum(agree), predicted(share, guess), predicted(1.0, guess), share, elapsed)
+
+
+def fixed_timesteps(sim: ServerModel, slo_s: float) -> int:
+    """The fixed T of :data:`FIXED_T` with the highest simulated max rate (Poisson) on this host."""
+    bounds = {"requests": MAX_PROBE_REQUESTS, "duration_s": PROBE_S_PER_SLO * slo_s, "seed": 0}
+    rates = {t: simulated_max_rate(replace(sim, params=with_batch({"timesteps": t})), WORKLOAD, "poisson", slo_s,
+                                   1.0, rel_tolerance=0.02, max_probes=24, timeout_s=TIMEOUT_PER_SLO * slo_s,
+                                   **bounds).max_rate_rps for t in FIXED_T}
+    return max(rates, key=rates.get)
+
+
+def run_model(name: str, args, page: dict) -> None:
+    model = bench_model(name)
+    slo_s = SLO_S[name]
+    print(f"{name}: calibrating ...", file=sys.stderr)
+    spec, fit_error, share = calibrated(model, args.calibration_repeats)
+    page["presets"].append((name, spec, fit_error, share))
+    sim = ServerModel(model, spec, "ebatch", with_batch({"timesteps": 16}), 0.0, share)
+    fixed_t = fixed_timesteps(sim, slo_s)
+    chosen = configs(slo_s, fixed_t, args.quick)
+    n = args.requests if name != "eesen" else max(BATCH_SIZE + 1, args.requests // 2)
+    lengths = Workload.from_dataset(WORKLOAD, n=n, seed=args.seed).lengths
+    weights = RNNWeights.random(model, seed=0)
+    checks = [(label, policy, with_batch({k: v for k, v in params.items() if k != "max_wait_s"}))
+              for label, policy, params in chosen]
+    page["throughput"] += check_throughput(weights, spec, checks, lengths, "torch", args.repeats, args.seed,
+                                           progress=lambda s: print(f"  throughput: {s}", file=sys.stderr))
+    overhead_s = None
+    for label, policy, params in chosen:
+        serve_args = ["--policy", policy_option(policy, with_batch(params)), "--batch-size", str(BATCH_SIZE),
+                      "--max-queued-requests", "1000000", "--max-queued-cells", "1000000000"]
+        with ServerProcess(name, serve_args) as server:
+            if overhead_s is None:
+                overhead_s = request_overhead_s(server, int(np.median(lengths)), weights.input_size)
+                page["overheads"].append((name, overhead_s))
+            else:
+                request_overhead_s(server, 100, weights.input_size, repeats=1)  # warm-up
+            for arrival in args.arrivals:
+                print(f"  {label}, {arrival}:", file=sys.stderr)
+                model_of_server = replace(sim, policy=policy, params=with_batch(params), request_overhead_s=overhead_s)
+                row = search(server, model_of_server, arrival, slo_s, args.max_probes, args.seed)
+                page["capacity"].append(replace(row, label=label))
+                sim = replace(sim, cpu_share=row.cpu_share)
+
+
+def throughput_only(name: str, args, page: dict) -> None:
+    """The 15 % check of a model that is not served here (gru-2x512): calibrate, then every policy offline."""
+    model = bench_model(name)
+    spec, fit_error, share = calibrated(model, args.calibration_repeats)
+    page["presets"].append((name, spec, fit_error, share))
+    lengths = Workload.from_dataset(WORKLOAD, n=args.requests, seed=args.seed).lengths
+    checks = [(label, policy, with_batch({k: v for k, v in params.items() if k != "max_wait_s"}))
+              for label, policy, params in configs(SLO_S["lstm-2x512"], 64, args.quick)
+              if params.get("timesteps") != "auto"]
+    page["throughput"] += check_throughput(RNNWeights.random(model, seed=0), spec, checks, lengths, "torch",
+                                           args.repeats, args.seed)
+
+
+def profile(names: list[str], args) -> str:
+    """Where each policy's time goes on a freshly calibrated preset (offline, the throughput workload, 64
+    requests): the cost model's terms summed over the steps each policy makes."""
+    lines = ["## Where the time goes (generated)", "",
+             f"`{' '.join(['python benchmarks/capacity.py', *sys.argv[1:]])}`: each policy's steps, offline, "
+             f"64 {WORKLOAD} requests, priced by a preset calibrated just before; the share of the busy time in "
+             "each term of the host cost model (src/ebatch/hardware/host.py).", "",
+             "| model | policy | busy s | per step | per segment | per column | per cell | cells per column |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name in names:
+        model = bench_model(name)
+        spec = calibrated(model, args.calibration_repeats)[0]
+        lengths = Workload.from_dataset(WORKLOAD, n=64, seed=args.seed).lengths
+        for label, policy, params in configs(SLO_S.get(name, 4.0), 64 if name != "eesen" else 16, quick=True):
+            split = time_split(model, spec, policy, with_batch(params), lengths)
+            terms = ("step", "segment", "column", "cell")
+            total = sum(split[k] for k in terms)
+            lines.append(f"| {name} | {label} | {total:.1f} | " + " | ".join(f"{split[k] / total:.0%}" for k in terms)
+                         + f" | {split['cells_per_column']:.1f} |")
+    return "\n".join(lines)
+
+
+def time_split(model, spec: HostSpec, policy: str, params: dict, lengths) -> dict:
+    """Seconds per term of the host cost model over the steps ``policy`` makes for ``lengths`` (offline)."""
+    workload = Workload.from_lengths(lengths, np.zeros(len(lengths)))
+    result = Simulator(model, workload, policies.get(policy, **params), HostCostModel(spec, model),
+                       keep_plan=True).run().result()
+    steps = [step for _, step in result.plan]
+    per_cell = [2 * layer.gate_rows * (layer.output_size * spec.recurrent_s_per_flop
+                                       + layer.input_size * spec.input_s_per_flop) for layer in model.layers]
+    columns = sum(step.width for step in steps)
+    return {"step": len(steps) * spec.step_overhead_s,
+            "segment": sum(step.seg_row.size for step in steps) * spec.segment_overhead_s,
+            "column": columns * spec.column_overhead_s,
+            "cell": sum(step.useful_cells * per_cell[step.layer] for step in steps),
+            "cells_per_column": sum(step.useful_cells for step in steps) / columns}
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "-"
+
+
+def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) -> str:
+    lines = ["## Measured (generated)", "",
+             f"`{command}` on {cpu_name()} ({os.cpu_count()} logical CPUs shared with other work: load average "
+             f"{load[0]} before, {load[1]} after), {datetime.date.today().isoformat()}, {elapsed_s / 60:.1f} min. "
+             f"torch backend, 1 thread, B={BATCH_SIZE}, {WORKLOAD} lengths, random weights (seed 0).", "",
+             "**Calibrated presets** (``ebatch calibrate``'s fit, in seconds of one core; share = this process's "
+             "CPU / wall time while calibrating):", "",
+             "| model | step | segment | column | recurrent / flop | input / flop | fit error | share |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, spec, error, share in page["presets"]:
+        lines.append(f"| {name} | {spec.step_overhead_s * 1e3:.3f} ms | {spec.segment_overhead_s * 1e6:.1f} us | "
+                     f"{spec.column_overhead_s * 1e6:.1f} us | {spec.recurrent_s_per_flop:.3g} s | "
+                     f"{spec.input_s_per_flop:.3g} s | {error:.1%} | {share:.2f} |")
+    lines += ["", "**Predicted against measured throughput** (offline, all queued at 0; measured = requests per "
+              "CPU second of the executor's thread, fastest of the repeats; wall = requests per wall second on "
+              "this shared machine):", "",
+              "| model | policy | requests | predicted req/s | measured req/s | predicted / measured | wall req/s |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for c in page["throughput"]:
+        lines.append(f"| {c.model} | {c.label} | {c.requests} | {c.predicted_rps:.2f} | {c.measured_rps:.2f} | "
+                     f"**{c.ratio:.2f}** | {c.measured_wall_rps:.2f} |")
+    within = [abs(c.ratio - 1) <= 0.15 for c in page["throughput"]]
+    lines += ["", f"Within 15 %: {sum(within)} of {len(within)}.", "",
+              "**Highest rate at the p99 SLO** (measured: the highest passing probe, and the lowest failing "
+              "one above it; probes: how many the search ran, and for how many of them the simulator, at the "
+              "share of a core the server's threads got during that probe, agrees that it passed or failed; "
+              "predicted: the same search simulated on the same schedules at the share measured during the two "
+              "probes that decided the answer; own core: at share 1):", "",
+              "| model | SLO | arrival | policy | measured req/s | failed at | probes (simulated alike) | predicted | "
+              "predicted / measured | share | own core | search |",
+              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in page["capacity"]:
+        failed = f"{r.failed_above_rps:.3g}" if r.failed_above_rps else "-"
+        lines.append(f"| {r.model} | {SLO_S[r.model]:g} s | {r.arrival} | {r.label} | {r.measured_rps:.3g} | "
+                     f"{failed} | {r.probes} ({r.probes_agreeing}) | {r.predicted_rps:.3g} | "
+                     f"**{_ratio(r.predicted_rps, r.measured_rps)}** | {r.cpu_share:.2f} | "
+                     f"{r.predicted_own_core_rps:.3g} | {r.search_s:.0f} s |")
+    ok = [r.measured_rps > 0 and abs(r.predicted_rps / r.measured_rps - 1) <= 0.2 for r in page["capacity"]]
+    lines += ["", f"Within 20 %: {sum(ok)} of {len(ok)}. Request overhead added to every predicted latency: "
+              + ", ".join(f"{m} {s * 1e3:.1f} ms" for m, s in page["overheads"]) + ".", ""]
+    lines += targets(page["capacity"])
+    return "\n".join(lines)
+
+
+def targets(rows: list[CapacityRow]) -> list[str]:
+    """E-BATCH's best measured rate over padding's and cellular's best, per model and arrival."""
+    out = ["**Against the targets** (E-BATCH: the better of fixed T and auto; padding: the better of plain and "
+           "sorted; cellular: the better rule):", ""]
+    for model in dict.fromkeys(r.model for r in rows):
+        for arrival in dict.fromkeys(r.arrival for r in rows):
+            group = [r for r in rows if r.model == model and r.arrival == arrival]
+
+            def best(prefix: str, group=group) -> float:
+                return max([r.measured_rps for r in group if r.label.startswith(prefix)], default=0.0)
+
+            eb = best("E-BATCH")
+            pad = max(best("padding"), best("sorted padding"))
+            cell = best("cellular")
+            out.append(f"- {model}, {arrival}: E-BATCH {eb:.3g} req/s = {_ratio(eb, pad)}x padding ({pad:.3g}), "
+                       f"{_ratio(eb, cell)}x cellular ({cell:.3g}).")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="lstm-2x512, Poisson, 3 policies, 2 probes each")
+    parser.add_argument("--models", default=None, help="served models (default: lstm-2x512,eesen; quick: lstm-2x512)")
+    parser.add_argument("--arrivals", default=None, help="poisson,gamma (quick: poisson)")
+    parser.add_argument("--max-probes", type=int, default=None, help="per search (default 3; quick 2)")
+    parser.add_argument("--requests", type=int, default=None, help="throughput check: requests (eesen: half); "
+                        "default 32")
+    parser.add_argument("--repeats", type=int, default=1, help="throughput check: runs per policy (fastest kept)")
+    parser.add_argument("--calibration-repeats", type=int, default=None, help="default 2 (quick 1)")
+    parser.add_argument("--profile", action="store_true", help="only calibrate and show where each policy's "
+                        "time goes (no servers); writes the 'capacity-profile' section")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="Markdown file whose 'capacity' section to (re)write, e.g. "
+                        "docs/serving-capacity.md (without it, the section is only printed)")
+    args = parser.parse_args()
+    args.models = (args.models or ("lstm-2x512" if args.quick else "lstm-2x512,eesen")).split(",")
+    args.arrivals = (args.arrivals or ("poisson" if args.quick else "poisson,gamma")).split(",")
+    args.max_probes = args.max_probes or (2 if args.quick else 3)
+    args.requests = args.requests or 32
+    args.calibration_repeats = args.calibration_repeats or (1 if args.quick else 2)
+    for name in args.models:
+        if name not in SLO_S:
+            parser.error(f"--models: {name!r} has no SLO here; choose from {', '.join(SLO_S)}")
+    for arrival in args.arrivals:
+        if arrival not in ARRIVALS:
+            parser.error(f"--arrivals: {arrival!r}; choose from {', '.join(ARRIVALS)}")
+    import torch
+
+    torch.set_num_threads(1)
+    if args.profile:
+        text = profile(args.models, args)
+        if args.out:
+            write_section(args.out, "capacity-profile", text, title="# Serving capacity")
+        print(text)
+        return
+    load_before = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+    begin = time.perf_counter()
+    page = {"presets": [], "throughput": [], "capacity": [], "overheads": []}
+    for name in args.models:
+        run_model(name, args, page)
+    if not args.quick:
+        throughput_only("gru-2x512", args, page)
+    load_after = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+    command = " ".join(["python benchmarks/capacity.py", *sys.argv[1:]])
+    text = markdown(page, command, time.perf_counter() - begin, (load_before, load_after))
+    if args.out:
+        write_section(args.out, "capacity", text, title="# Serving capacity")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

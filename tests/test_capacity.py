@@ -1,0 +1,99 @@
+"""Capacity planning: the host model's terms, the simulated server (steps run whole, answers at step end),
+the simulated max-rate search's bracket, serve's policy parameters, and calibrate -> predict against a
+real run on a small model (a generous bound: the machine is shared)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ebatch.bench.predict import ServerModel, capacity_rps, simulated_load, simulated_max_rate
+from ebatch.bench.schedule import make_schedule
+from ebatch.hardware.host import HostCostModel, HostSpec
+from ebatch.model import Layer, RNNModel
+from ebatch.sim.engine import Simulator
+from ebatch.step import BatchStep
+from ebatch.workload import Workload
+
+MODEL = RNNModel("t", (Layer("lstm", 8, 16), Layer("lstm", 16, 16)))
+SPEC = HostSpec(1e-3, 5e-5, 2e-9, 1e-9, 10.0, segment_overhead_s=2e-4, name="h", sources={})
+
+
+def test_a_non_fused_step_pays_the_step_overhead_once_and_every_segment_its_own():
+    step = BatchStep(0, 0, 10, 4, range(4), [0] * 4, range(4), [0] * 4, [10] * 4, [True] * 4, fused=False)
+    cost = HostCostModel(SPEC, MODEL).cost(step).time_s
+    assert cost == pytest.approx(1e-3 + 4 * 2e-4 + 10 * 5e-5 + 40 * 2 * 64 * (16 * 2e-9 + 8 * 1e-9))
+    shared = HostCostModel(SPEC.on_shared_core(0.25), MODEL).cost(step)
+    assert shared.time_s == pytest.approx(4 * cost) and shared.energy_j == pytest.approx(10.0 * 4 * cost)
+    with pytest.raises(ValueError, match="cpu_share"):
+        SPEC.on_shared_core(0)
+
+
+def test_the_simulated_server_answers_at_step_end_and_runs_steps_whole():
+    workload = Workload.from_lengths([40, 6], [0.0, 0.0])
+    ebatch_steps = Simulator(MODEL, workload, _policy("ebatch", batch_size=2, timesteps=40),
+                             HostCostModel(SPEC, MODEL)).run().result()
+    assert ebatch_steps.finish_s[0] == ebatch_steps.finish_s[1]  # one window: both answered when it ends
+    one_layer = RNNModel("one", (Layer("lstm", 8, 16),))
+    late = Workload.from_lengths([30, 30], [0.0, 0.002])  # the run takes 2.8 ms
+    runs = {cut_runs: Simulator(one_layer, late, _policy("cellular", batch_size=2), HostCostModel(SPEC, one_layer),
+                                cut_runs=cut_runs, keep_plan=True).run().result() for cut_runs in (True, False)}
+    # the runtime's engine cuts request 0's run of 30 invocations when request 1 arrives; the server's runs it whole
+    assert runs[True].plan[0][1].width < 30 and runs[False].plan[0][1].width == 30
+    assert runs[False].start_s[1] > runs[True].start_s[1]
+
+
+def _policy(name, **params):
+    from ebatch import policies
+
+    return policies.get(name, **params)
+
+
+def test_simulated_max_rate_meets_the_slo_and_the_next_rate_up_does_not():
+    server = ServerModel(MODEL, SPEC, "ebatch", {"batch_size": 4, "timesteps": 8}, request_overhead_s=0.002)
+    options = {"requests": 120, "duration_s": 20.0, "cv": 1.0, "seed": 3}
+    lengths = Workload.from_dataset("librispeech-test-clean", n=64, seed=0).lengths // 20
+    found = simulated_max_rate(server, "librispeech-test-clean", "poisson", 0.5, capacity_rps(server, lengths),
+                               rel_tolerance=0.05, max_probes=20, **options)
+    assert found.max_rate_rps > 0 and len(found.probes) <= 20
+    failed = min(p.rate_rps for p in found.probes if not p.slo_met)
+    assert found.max_rate_rps < failed <= found.max_rate_rps * 1.05 + 1e-9
+    at = simulated_load(server, make_schedule("librispeech-test-clean", "poisson", found.max_rate_rps, **options), 0.5)
+    above = simulated_load(server, make_schedule("librispeech-test-clean", "poisson", failed, **options), 0.5)
+    assert at.slo_met and not above.slo_met and at.p99_s <= 0.5 < above.p99_s
+    assert at.ok == at.requests and at.queue_s_mean >= 0 and at.compute_s_mean > 0
+    slower = simulated_load(ServerModel(MODEL, SPEC, "ebatch", server.params, 0.002, cpu_share=0.5),
+                            make_schedule("librispeech-test-clean", "poisson", found.max_rate_rps, **options), 0.5)
+    assert slower.p50_s > at.p50_s
+    with pytest.raises(ValueError, match="unknown parameter 'timestep'"):
+        ServerModel(MODEL, SPEC, "ebatch", {"timestep": 8})
+
+
+def test_serve_takes_policy_parameters():
+    from ebatch.serve.service import ServeConfig, build_policy
+
+    policy = build_policy(ServeConfig(model="tiny-lstm", policy="padding", policy_params={"max_wait_s": 0.01,
+                                                                                         "sort_window": 8}))
+    assert policy.params() == {"batch_size": 16, "max_wait_s": 0.01, "sort_window": 8}
+    with pytest.raises(ValueError, match="unknown parameter 'priority'"):
+        build_policy(ServeConfig(model="tiny-lstm", policy="padding", policy_params={"priority": "oldest"}))
+
+
+def test_calibrated_preset_predicts_a_small_real_run():
+    pytest.importorskip("torch")
+    from ebatch.bench.throughput_check import check_throughput
+    from ebatch.experiments.study.calibrate import calibrate
+    from ebatch.runtime.weights import RNNWeights
+
+    model = RNNModel("small", (Layer("lstm", 32, 64), Layer("lstm", 64, 64)))
+    calibration = calibrate(model, "torch", threads=1, repeats=1, rows=(1, 4), columns=(4, 16), policy_requests=12)
+    assert set(calibration.total_ratio_by_kind) == {"grid", "padding", "cellular", "ebatch"}
+    assert "thread CPU time" in calibration.spec.sources["segment_overhead_s"]
+    lengths = np.random.default_rng(1).integers(20, 120, size=24)
+    configs = [("padding", "padding", {"batch_size": 4}), ("cellular", "cellular", {"batch_size": 4}),
+               ("ebatch", "ebatch", {"batch_size": 4, "timesteps": 8})]
+    checks = check_throughput(RNNWeights.random(model), calibration.spec, configs, lengths)
+    assert [c.label for c in checks] == ["padding", "cellular", "ebatch"]
+    for c in checks:  # generous: a shared 2-core machine, a model this small is mostly per-step overhead
+        assert c.requests == 24 and c.measured_wall_rps > 0
+        assert 0.4 < c.ratio < 2.5, c
