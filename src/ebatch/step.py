@@ -35,6 +35,11 @@ _SEGMENT_FIELDS = ("seg_row", "seg_col", "seg_request", "seg_start", "seg_length
 _INT64, _BOOL = np.dtype(np.int64), np.dtype(bool)
 
 
+def _least(values: np.ndarray):
+    """``values.min()`` of a non-empty array, through argmin (several times faster on small arrays)."""
+    return values[values.argmin()]
+
+
 def _readonly(values, dtype: np.dtype) -> np.ndarray:
     """A flat, contiguous, read-only array of ``dtype``: ``values`` itself when it already is one, else a copy."""
     if type(values) is np.ndarray and values.dtype == dtype and values.ndim == 1:
@@ -45,8 +50,53 @@ def _readonly(values, dtype: np.dtype) -> np.ndarray:
         array = np.array(values, dtype=dtype)
         if array.ndim != 1:
             array = array.reshape(-1).copy()
-    array.flags.writeable = False
+    array.setflags(write=False)
     return array
+
+
+def _taken(values, dtype: np.dtype) -> np.ndarray:
+    """``values`` itself, made read-only, when it is a flat contiguous array of ``dtype`` that owns its data
+    (so no other array can change it); else what :func:`_readonly` gives."""
+    if (type(values) is np.ndarray and values.base is None and values.dtype == dtype and values.ndim == 1
+            and values.flags.c_contiguous):
+        values.setflags(write=False)
+        return values
+    return _readonly(values, dtype)
+
+
+class _Shared:
+    """Read-only arrays that steps share: ``0, 1, ..., k - 1`` and ``k`` zeros (views of one array grown on
+    demand), and ``k`` copies of a width (the last :data:`_FILLED_ENTRIES` asked for)."""
+
+    def __init__(self) -> None:
+        self.counting = self.zeros = np.zeros(0, dtype=np.int64)
+        self.views: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # by k (at most one per size up to the arrays')
+        self.widths: dict[tuple[int, int], np.ndarray] = {}
+
+    def get(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        views = self.views.get(k)
+        if views is None:
+            if k > self.counting.size:
+                size = max(k, 2 * self.counting.size, 64)
+                self.counting, self.zeros = np.arange(size), np.zeros(size, dtype=np.int64)
+                self.counting.setflags(write=False)
+                self.zeros.setflags(write=False)
+                self.views.clear()
+            views = self.views[k] = (self.counting[:k], self.zeros[:k])
+        return views
+
+    def filled(self, k: int, width: int) -> np.ndarray:
+        array = self.widths.get((k, width))
+        if array is None:
+            if len(self.widths) >= _FILLED_ENTRIES:
+                self.widths.clear()
+            array = self.widths[k, width] = np.full(k, width, dtype=np.int64)
+            array.setflags(write=False)
+        return array
+
+
+_FILLED_ENTRIES = 4096
+_SHARED = _Shared()
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,15 +141,48 @@ class BatchStep:
         if n == 0 or self.width < 1:
             raise ValueError("BatchStep: a step needs at least one segment and width >= 1")
         outside = "BatchStep: a segment falls outside the slots x width grid"
-        if row.max() >= self.slots or col.min() < 0 or length.min() < 1 or (col + length).max() > self.width:
-            raise ValueError(outside)
-        try:  # rows per slot; a negative row is the one error left, and bincount refuses it
+        try:  # segments per row (as many entries as the highest row + 1); bincount refuses a negative row
             per_row = np.bincount(row)
         except ValueError:
             raise ValueError(outside) from None
+        end = col + length
+        if per_row.size > self.slots or _least(col) < 0 or _least(length) < 1 or end[end.argmax()] > self.width:
+            raise ValueError(outside)
         # sizes every backend and log asks for, computed once
         setattr_(self, "_occupied_rows", int(np.count_nonzero(per_row)))
         setattr_(self, "_useful_cells", int(length.sum()))
+
+    @classmethod
+    def one_per_row(cls, layer: int, direction: int, width: int, slots: int, requests, starts, resets,
+                    fused: bool = False, notify: bool = False) -> BatchStep:
+        """The step whose segment ``i`` fills row ``i`` over all ``width`` columns (cellular batching's shape:
+        ``seg_row = 0..k-1``, ``seg_col = 0``, ``seg_length = width``). The same object the constructor would
+        build, without the general layout checks that this shape passes by construction. It takes over
+        ``requests``, ``starts`` and ``resets`` when they are arrays of its dtypes that own their data (it
+        makes them read-only instead of copying them).
+
+        Raises ``ValueError`` for a bad direction, width < 1, no segments, more segments than slots, or
+        arrays of different lengths.
+        """
+        request, start, reset = _taken(requests, _INT64), _taken(starts, _INT64), _taken(resets, _BOOL)
+        k = request.size
+        if not k == start.size == reset.size:
+            raise ValueError("BatchStep: segment arrays must all have the same length")
+        if direction not in (0, 1):
+            raise ValueError(f"BatchStep direction: must be 0 (forward) or 1 (backward), got {direction}")
+        if k == 0 or width < 1:
+            raise ValueError("BatchStep: a step needs at least one segment and width >= 1")
+        if k > slots:
+            raise ValueError("BatchStep: a segment falls outside the slots x width grid")
+        row, col = _SHARED.get(k)
+        length = _SHARED.filled(k, width)
+        step = object.__new__(cls)
+        vars(step).update(  # every field, as __init__ would set them (frozen: no __setattr__)
+            layer=layer, direction=direction, width=width, slots=slots, seg_row=row, seg_col=col,
+            seg_request=request, seg_start=start, seg_length=length, seg_reset=reset, fused=fused, notify=notify,
+            _occupied_rows=k, _useful_cells=k * width,
+        )
+        return step
 
     # ---- sizes ---------------------------------------------------------------------------------------
 

@@ -5,6 +5,9 @@ Used for every YAML file a user writes: hardware presets (accelerator and host) 
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import yaml
 
 __all__ = ["DuplicateKeyError", "load"]
@@ -18,8 +21,9 @@ class DuplicateKeyError(ValueError):
         self.key, self.line = key, line
 
 
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose mappings raise :class:`DuplicateKeyError`."""
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """PyYAML's safe loader (LibYAML's parser when PyYAML has it: the same documents, parsed several times
+    faster) whose mappings raise :class:`DuplicateKeyError`."""
 
 
 def _unique_keys(loader: _Loader, node: yaml.MappingNode, deep: bool = False):
@@ -36,5 +40,14 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_
 
 
 def load(text: str):
-    """The YAML document in ``text``; raises ``yaml.YAMLError`` when malformed, :class:`DuplicateKeyError`."""
+    """The YAML document in ``text``; raises ``yaml.YAMLError`` when malformed, :class:`DuplicateKeyError`.
+
+    A text is parsed once per process (the last 32 kept; PyYAML's pure-Python parser takes tens of
+    milliseconds per preset, and ``ebatch.simulate`` reads its preset twice); each call gets its own copy.
+    """
+    return copy.deepcopy(_parsed(text))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(text: str):
     return yaml.load(text, Loader=_Loader)

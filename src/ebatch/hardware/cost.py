@@ -35,13 +35,15 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ebatch.hardware.preset import HardwareSpec, load_preset
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
 
 __all__ = [
-    "AcceleratorModel", "StepCost", "WaitingOutputs", "gemm_cycles", "overlapped_s", "spill_bytes", "working_set_bytes",
+    "MEMO_ENTRIES", "AcceleratorModel", "StepCost", "WaitingOutputs", "gemm_cycles", "overlapped_s", "spill_bytes",
+    "working_set_bytes",
 ]
 
 ENERGY_KEYS = ("dram_j", "sram_j", "mac_j", "static_j")
@@ -166,16 +168,26 @@ class WaitingOutputs:
         return dram
 
 
-@dataclass(frozen=True)
-class _Invocation:
-    """The parts of one invocation's cost that do not depend on the room left in the activation buffer."""
+class _Invocation(NamedTuple):
+    """The parts of one invocation's cost that do not depend on the DRAM bytes moved for waiting outputs.
+
+    Every field is computed once with the very operations :meth:`AcceleratorModel._finish` would otherwise
+    repeat per step, so a memoised invocation prices to the same floats.
+    """
 
     compute_s: float
     recurrence_s: float
+    busy_s: float  # compute_s + recurrence_s
     dram_weight_bytes: float
-    sram_bytes: float
+    own_spill_bytes: float  # the working set's spill beyond the whole activation buffer
+    sram_j: float
+    mac_j: float
     macs: float
     working_set_bytes: float
+
+
+#: memoised step shapes kept before the memo starts again (each is a few hundred bytes)
+MEMO_ENTRIES = 65536
 
 
 class AcceleratorModel:
@@ -183,10 +195,11 @@ class AcceleratorModel:
     layer outputs waiting in the activation buffer between steps.
 
     ``cost(step)`` commits the step (updates the buffers); ``cost(step, commit=False)`` only estimates.
-    The room-independent part of a step's cost is a pure function of (layer, occupied rows, width,
-    fused, weights resident), computed once per such key and memoised until :meth:`reset`; each call
-    gets its own breakdown dict. Raises ``ValueError`` (a :class:`~ebatch.hardware.preset.PresetError`)
-    for an unknown preset.
+    What an invocation costs apart from the waiting outputs is a pure function of (layer, occupied rows,
+    columns, weights resident): it is computed once per such key and memoised until :meth:`reset` (at most
+    :data:`MEMO_ENTRIES` keys, then the memo starts again), giving the same floats as computing it afresh.
+    Each call gets its own breakdown dict. Raises ``ValueError`` (a
+    :class:`~ebatch.hardware.preset.PresetError`) for an unknown preset.
     """
 
     def __init__(self, hardware: str | HardwareSpec, model: str | RNNModel) -> None:
@@ -197,12 +210,17 @@ class AcceleratorModel:
 
     def reset(self) -> None:
         self._buffer: OrderedDict[tuple[int, int], float] = OrderedDict()
-        self._parts: dict[tuple[int, int, int, bool, bool], tuple[_Invocation, _Invocation | None]] = {}
+        self._invocations: dict[tuple[int, int, int, bool], _Invocation] = {}
+        # one later invocation of a run, per (layer, rows): (time_s, energy_j, *breakdown values)
+        self._later: dict[tuple[int, int], tuple[float, ...]] = {}
         spec, model = self.spec, self.model
         bpw = spec.bytes_per_weight
         #: per layer: (W_ih bytes, W_hh bytes) of one direction
         self._weight_bytes = [(x.input_params * bpw, x.recurrent_params * bpw) for x in model.layers]
+        self._direction_bytes = [i + r for i, r in self._weight_bytes]
         self.waiting = WaitingOutputs(model, spec.bytes_per_activation, spec.activation_buffer_bytes)
+        self._constants = (spec.dram_bandwidth_bytes_per_s, spec.invocation_overhead_s, spec.dram_energy_j_per_byte,
+                           spec.static_power_w, spec.clock_hz, spec.array_rows, spec.array_cols, spec.dram_overlap)
 
     def _touch(self, key: tuple[int, int], size: float, commit: bool) -> bool:
         """Whether ``key`` is resident; on commit, load it (evicting least recently used) if it fits."""
@@ -217,34 +235,34 @@ class AcceleratorModel:
         return hit
 
     def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
-        layer = step.layer
-        input_bytes, recurrent_bytes = self._weight_bytes[layer]
-        resident = self._touch((layer, step.direction), input_bytes + recurrent_bytes, commit)
-        key = (layer, step.occupied_rows, step.width, step.fused, resident)
-        parts = self._parts.get(key)
-        if parts is None:
-            parts = self._parts[key] = self._price(step, self.model.layers[layer], input_bytes, recurrent_bytes,
-                                                   resident)
-        first, steady = parts
-        waiting_dram = self.waiting.step(layer, step.useful_cells, first.working_set_bytes, commit)
-        cost = self._finish(first, waiting_dram)
-        if steady is not None:  # later invocations of a run find the weights resident when they fit
-            rest, more = step.width - 1, self._finish(steady, 0.0)
-            cost = StepCost(
-                time_s=cost.time_s + rest * more.time_s,
-                energy_j=cost.energy_j + rest * more.energy_j,
-                breakdown={k: cost.breakdown[k] + rest * more.breakdown[k] for k in cost.breakdown},
-            )
-        return cost
-
-    def _price(self, step: BatchStep, layer, input_bytes, recurrent_bytes, resident: bool):
-        """(first invocation, each later one or ``None``): a run's later invocations find weights resident."""
-        rows = step.occupied_rows
+        layer, rows = step.layer, step.occupied_rows
+        resident = self._touch((layer, step.direction), self._direction_bytes[layer], commit)
         columns = step.width if step.fused else 1
-        first = self._invocation(layer, rows, columns, input_bytes, recurrent_bytes, resident)
+        first = self._invocations.get((layer, rows, columns, resident))
+        if first is None:
+            first = self._memo_invocation(layer, rows, columns, resident)
+        waiting_dram = self.waiting.step(layer, step.useful_cells, first.working_set_bytes, commit)
         if step.fused or step.width == 1:
-            return first, None
-        return first, self._invocation(layer, rows, columns, input_bytes, recurrent_bytes, True)
+            return self._finish(first, waiting_dram)
+        # a run's later invocations find the weights resident when they fit and move no waiting outputs
+        later = self._later.get((layer, rows))
+        if later is None:
+            if len(self._later) >= MEMO_ENTRIES:
+                self._later.clear()
+            one = self._finish(self._memo_invocation(layer, rows, 1, True), 0.0)
+            later = self._later[layer, rows] = (one.time_s, one.energy_j, *one.breakdown.values())
+        return self._finish(first, waiting_dram, step.width - 1, later)
+
+    def _memo_invocation(self, layer: int, rows: int, columns: int, resident: bool) -> _Invocation:
+        key = (layer, rows, columns, resident)
+        invocation = self._invocations.get(key)
+        if invocation is None:
+            if len(self._invocations) >= MEMO_ENTRIES:
+                self._invocations.clear()
+            input_bytes, recurrent_bytes = self._weight_bytes[layer]
+            invocation = self._invocations[key] = self._invocation(
+                self.model.layers[layer], rows, columns, input_bytes, recurrent_bytes, resident)
+        return invocation
 
     def _invocation(self, layer, rows: int, columns: int, input_bytes, recurrent_bytes, resident: bool):
         spec = self.spec
@@ -254,34 +272,49 @@ class AcceleratorModel:
         args = (spec.array_rows, spec.array_cols, spec.weights_double_buffered)
         input_cycles = gemm_cycles(cells, layer.input_size, layer.gate_rows, *args)
         step_cycles = gemm_cycles(rows, layer.hidden_size, layer.gate_rows, *args) + spec.timestep_latency_cycles
+        compute_s = input_cycles / spec.clock_hz
+        recurrence_s = columns * step_cycles / spec.clock_hz
+        working_set = working_set_bytes(spec, cells, layer.hidden_size, layer.gate_rows)
+        macs = float(cells * layer.macs_per_cell)
         return _Invocation(
-            compute_s=input_cycles / spec.clock_hz,
-            recurrence_s=columns * step_cycles / spec.clock_hz,
+            compute_s=compute_s,
+            recurrence_s=recurrence_s,
+            busy_s=compute_s + recurrence_s,
             dram_weight_bytes=dram_weight,
-            sram_bytes=sram_weight + sram_act,
-            macs=float(cells * layer.macs_per_cell),
-            working_set_bytes=working_set_bytes(spec, cells, layer.hidden_size, layer.gate_rows),
+            own_spill_bytes=spill_bytes(working_set, spec.activation_buffer_bytes, spec.spill_dram_passes),
+            sram_j=(sram_weight + sram_act) * spec.sram_energy_j_per_byte,
+            mac_j=macs * spec.mac_energy_j,
+            macs=macs,
+            working_set_bytes=working_set,
         )
 
-    def _finish(self, inv: _Invocation, waiting_dram_bytes: float) -> StepCost:
-        """One invocation's time, energy and breakdown, with the DRAM bytes it moves for waiting outputs."""
-        spec = self.spec
-        spill = spill_bytes(inv.working_set_bytes, spec.activation_buffer_bytes, spec.spill_dram_passes)
-        spill += waiting_dram_bytes
-        dram_s = (inv.dram_weight_bytes + spill) / spec.dram_bandwidth_bytes_per_s
-        time_s = overlapped_s(inv.compute_s + inv.recurrence_s, dram_s, spec.dram_overlap) + spec.invocation_overhead_s
-        breakdown = {
-            "dram_j": (inv.dram_weight_bytes + spill) * spec.dram_energy_j_per_byte,
-            "sram_j": inv.sram_bytes * spec.sram_energy_j_per_byte,
-            "mac_j": inv.macs * spec.mac_energy_j,
-            "static_j": spec.static_power_w * time_s,
-            "input_gemm_s": inv.compute_s,
-            "recurrence_s": inv.recurrence_s,
-            "dram_s": dram_s,
-            "dram_weight_bytes": inv.dram_weight_bytes,
-            "dram_spill_bytes": spill,
-            "macs": inv.macs,
-            "peak_macs": time_s * spec.clock_hz * spec.array_rows * spec.array_cols,
-        }
-        energy_j = sum(breakdown[k] for k in ENERGY_KEYS)
-        return StepCost(time_s=time_s, energy_j=energy_j, breakdown=breakdown)
+    def _finish(self, inv: _Invocation, waiting_dram_bytes: float, rest: int = 0,
+                later: tuple[float, ...] | None = None) -> StepCost:
+        """One invocation's time, energy and breakdown, with the DRAM bytes it moves for waiting outputs;
+        plus, entry by entry, ``rest`` times ``later`` (each of a run's later invocations) when given."""
+        compute_s, recurrence_s, busy_s, dram_weight_bytes, own_spill_bytes, sram_j, mac_j, macs, _ = inv
+        bandwidth, overhead_s, dram_energy, static_power_w, clock_hz, array_rows, array_cols, overlap = self._constants
+        spill = own_spill_bytes + waiting_dram_bytes
+        dram_bytes = dram_weight_bytes + spill
+        dram_s = dram_bytes / bandwidth
+        time_s = overlapped_s(busy_s, dram_s, overlap) + overhead_s
+        dram_j = dram_bytes * dram_energy
+        static_j = static_power_w * time_s
+        peak_macs = time_s * clock_hz * array_rows * array_cols
+        energy_j = 0 + dram_j + sram_j + mac_j + static_j  # the order sum() over ENERGY_KEYS adds in
+        if later is None:
+            return StepCost(time_s, energy_j, {  # (time_s, energy_j, breakdown)
+                "dram_j": dram_j, "sram_j": sram_j, "mac_j": mac_j, "static_j": static_j,
+                "input_gemm_s": compute_s, "recurrence_s": recurrence_s, "dram_s": dram_s,
+                "dram_weight_bytes": dram_weight_bytes, "dram_spill_bytes": spill, "macs": macs,
+                "peak_macs": peak_macs,
+            })
+        (later_s, later_j, dram_j_, sram_j_, mac_j_, static_j_, compute_s_, recurrence_s_, dram_s_, dram_weight_,
+         spill_, macs_, peak_macs_) = later
+        return StepCost(time_s + rest * later_s, energy_j + rest * later_j, {
+            "dram_j": dram_j + rest * dram_j_, "sram_j": sram_j + rest * sram_j_, "mac_j": mac_j + rest * mac_j_,
+            "static_j": static_j + rest * static_j_, "input_gemm_s": compute_s + rest * compute_s_,
+            "recurrence_s": recurrence_s + rest * recurrence_s_, "dram_s": dram_s + rest * dram_s_,
+            "dram_weight_bytes": dram_weight_bytes + rest * dram_weight_, "dram_spill_bytes": spill + rest * spill_,
+            "macs": macs + rest * macs_, "peak_macs": peak_macs + rest * peak_macs_,
+        })

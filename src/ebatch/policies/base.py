@@ -145,8 +145,9 @@ class Policy:
         self.finished[ids] = True
         live, n = self.live_from, self.lengths.size
         if live < n and self.finished[live]:
-            pending = np.flatnonzero(~self.finished[live:n])
-            self.live_from = live + (int(pending[0]) if pending.size else n - live)
+            span = self.finished[live:n]
+            first = int(span.argmin())  # the first unfinished request, if any
+            self.live_from = live + (n - live if span[first] else first)
             for column in self._columns:
                 column.forget_below(self.live_from)
 

@@ -36,6 +36,9 @@ __all__ = ["Cellular", "PRIORITIES"]
 
 PRIORITIES = ("most-ready", "oldest")
 
+_NONE = np.zeros(0, dtype=np.int64)  # no request completed
+_NONE.flags.writeable = False
+
 
 @register("cellular")
 class Cellular(Policy):
@@ -51,32 +54,31 @@ class Cellular(Policy):
     def start(self, model: RNNModel) -> None:
         super().start(model)
         types = model.cell_types
-        self._type_layer = np.array([layer for layer, _ in types])
-        self._type_direction = np.array([d for _, d in types])
-        self._type_bi = np.array([model.layers[layer].bidirectional for layer, _ in types])
+        last = model.num_layers - 1
         index = {t: i for i, t in enumerate(types)}
-        self._fwd = np.array([index[(layer, 0)] for layer in range(model.num_layers)])
-        self._bwd = np.array([index.get((layer, 1), index[(layer, 0)]) for layer in range(model.num_layers)])
-        self._layer_bi = np.array([layer.bidirectional for layer in model.layers])
-        self._first_types = np.flatnonzero(self._type_layer == 0)
+        # facts per type and per layer as Python lists: the per-step code reads them as scalars
+        self._layer_bi = [layer.bidirectional for layer in model.layers]
+        self._type_layer = [layer for layer, _ in types]
+        self._type_backward = [d == 1 for _, d in types]
+        self._type_bi = [self._layer_bi[layer] for layer, _ in types]
+        self._fwd = [index[(layer, 0)] for layer in range(model.num_layers)]
+        self._bwd = [index.get((layer, 1), index[(layer, 0)]) for layer in range(model.num_layers)]
+        self._other = [index.get((layer, 1 - d), -1) for layer, d in types]  # the other direction, or -1
+        self._first_types = [t for t, (layer, _) in enumerate(types) if layer == 0]
+        # forward cells of these types feed a unidirectional layer above as they go (see next_step)
+        self._feeds_unidirectional = [d == 0 and layer < last and not self._layer_bi[layer + 1] for layer, d in types]
         # progress of type c changes readiness only of c itself and of the types of the layer above
-        self._above = [
-            [t for t in range(len(types)) if self._type_layer[t] == self._type_layer[c] + 1] for c in range(len(types))
-        ]
-        # a bidirectional layer above a bidirectional one sees its input only once both directions are
-        # complete, so only requests whose cells of type c just ended can have changed readiness there
-        self._above_only_ended = [
-            bool(self._type_bi[c]) and self._type_layer[c] + 1 < model.num_layers
-            and bool(self._layer_bi[self._type_layer[c] + 1])
-            for c in range(len(types))
-        ]
+        self._above = [[t for t in range(len(types)) if types[t][0] == layer + 1] for layer, _ in types]
+        # type c and the layer above are bidirectional: that layer becomes ready for a request exactly when
+        # both directions of c's layer are complete for it (it needs its whole input)
+        self._bi_under_bi = [self._type_bi[c] and layer < last and self._layer_bi[layer + 1]
+                             for c, (layer, _) in enumerate(types)]
         self._progress = self.track(IdArray(np.int64, shape=(len(types),)))  # cells done, per type and request
         self._ready = self.track(IdArray(bool, shape=(len(types),)))  # next cell of the type is ready
-        self._counts = np.zeros(len(types), dtype=np.int64)
-        self._pending_type = -1
-        self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # ids, lengths, input limit
-        self._aranges: dict[int, np.ndarray] = {}  # read-only 0..k-1, shared by steps as rows
-        self._zeros: dict[int, np.ndarray] = {}
+        self._counts = [0] * len(types)  # ready cells per type
+        self._first: list[int | None] = [None] * len(types)  # the oldest ready request per type, when known
+        self._views_key: tuple[int, int] | None = None
+        self._pending: tuple | None = None  # type, columns, their first id, lengths, input limit, positions
 
     def _enqueue(self, ids: np.ndarray) -> None:
         types = len(self._counts)
@@ -84,109 +86,158 @@ class Cellular(Policy):
         ready = np.zeros((types, ids.size), dtype=bool)
         ready[self._first_types] = True
         self._ready.append(ready)
-        self._counts[self._first_types] += ids.size
+        for t in self._first_types:
+            self._counts[t] += ids.size
+            self._first[t] = None
 
     def _cancel(self, ids: np.ndarray) -> None:
         ready = self._ready[:, ids]
-        self._counts -= ready.sum(axis=1)
+        for t, n in enumerate(ready.sum(axis=1).tolist()):
+            self._counts[t] -= n
         self._ready[:, ids] = False
+        self._first = [None] * len(self._counts)
 
-    def _layer_input(self, layer: int, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """How many leading positions of layer ``layer``'s input are available to requests ``ids``: all of
-        them at layer 0; else the layer below's forward progress, or 0 while a bidirectional layer below is
-        not done in both directions."""
-        if layer == 0:
-            return lengths
-        below = layer - 1
-        forward = self._progress[self._fwd[below], ids]
-        if not self._layer_bi[below]:
-            return forward
-        return np.where(self._progress[self._bwd[below], ids] != lengths, 0, forward)
+    def _views(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(lo, ready, progress, lengths, ids)``: the live requests' columns as views indexed by ``id - lo``
+        (``ids`` holds the ids themselves: a gather is cheaper than adding ``lo``).
+
+        Made again only when requests arrived or retired, the only events that grow or move the columns.
+        """
+        key = (self.live_from, self.lengths.size)
+        if key != self._views_key:
+            lo, size = key
+            self._views_key = key
+            self._view = (lo, self._ready.view(lo), self._progress.view(lo), self.lengths.view(lo), np.arange(lo, size))
+        return self._view
+
+    def _oldest(self, t: int, ready: np.ndarray, lo: int) -> int:
+        """The column of type ``t``'s oldest ready request (it has one) in views starting at ``lo``; the id
+        is kept until type ``t``'s readiness changes where it could move."""
+        first = self._first[t]
+        if first is None:
+            first = self._first[t] = int(ready[t].argmax()) + lo
+        return first - lo
 
     def next_step(self, now_s: float) -> BatchStep | None:
         counts = self._counts
-        best = counts.max()
+        best = max(counts)
         if best == 0:
             return None
-        lo, hi = self.live_from, self.lengths.size
-        if self.priority == "oldest":
-            c = self._type_of_oldest(lo, hi)
-        else:
-            candidates = (counts == best).nonzero()[0]
-            if candidates.size > 1:  # tie: the type holding the oldest ready request
-                firsts = np.argmax(self._ready[candidates, lo:hi], axis=1)
-                c = int(candidates[int(np.argmin(firsts))])
-            else:
-                c = int(candidates[0])
-        ids = self._ready[c, lo:hi].nonzero()[0][: self.batch_size] + lo
-        lengths = self.lengths[ids]
-        positions = self._progress[c, ids]
-        layer = int(self._type_layer[c])
-        limit = self._layer_input(layer, ids, lengths)
-        run = int((limit - positions).min())
+        lo, ready, progress, all_lengths, all_ids = self._views()
+        if self.priority == "oldest":  # the type holding the oldest ready request; ties: most ready, lower type
+            firsts = ready.argmax(axis=1).tolist()  # every type's at once: most types are busy
+            c = min((firsts[t], -n, t) for t, n in enumerate(counts) if n)[2]
+            self._first[c] = firsts[c] + lo
+        else:  # most ready cells; ties: the type holding the oldest ready request, then the lower type
+            c = t = counts.index(best)
+            ties = counts.count(best) - 1
+            if ties:
+                oldest = self._oldest(c, ready, lo)
+                for _ in range(ties):  # the other tied types, in index order
+                    t = counts.index(best, t + 1)
+                    first = self._oldest(t, ready, lo)
+                    if first < oldest:
+                        c, oldest = t, first
+        # columns of the B oldest ready requests of type c: a window from its oldest ready one usually has them
+        row, first = ready[c], self._first[c]
+        window = row if first is None else row[: first - lo + 4 * self.batch_size]
+        j = window.nonzero()[0][: self.batch_size]
+        if j.size < self.batch_size and window.size < row.size:
+            j = row.nonzero()[0][: self.batch_size]
+        lengths = all_lengths[j]
+        positions = progress[c][j]
+        layer = self._type_layer[c]
+        # these requests are ready: a bidirectional layer's (and layer 0's) whole input is there; else the
+        # layer below's forward progress is (if that layer is bidirectional, its backward is done)
+        limit = lengths if layer == 0 or self._type_bi[c] else progress[self._fwd[layer - 1]][j]
+        # (on arrays this small NumPy's reductions cost several times its argmin and argmax)
+        gap = limit - positions
+        run = int(gap[gap.argmin()])
         # if the first invocation makes some of these requests' next-layer cells ready, re-decide after it
-        feeds_unidirectional = layer + 1 < len(self._layer_bi) and not self._layer_bi[layer + 1]
-        if run > 1 and self._type_direction[c] == 0 and feeds_unidirectional:
+        if run > 1 and self._feeds_unidirectional[c]:
             # forward cells feed the layer above as they go (a bidirectional layer's once its backward is done)
-            feeding = self._progress[self._bwd[layer], ids] == lengths if self._type_bi[c] else True
-            run = 1 if np.any(feeding & (self._progress[self._fwd[layer + 1], ids] >= positions)) else run
-        self._pending_type = c
-        self._pending = (ids, lengths, limit)
-        backward = self._type_direction[c] == 1
-        k = ids.size
-        if k not in self._aranges:
-            self._aranges[k], self._zeros[k] = np.arange(k), np.zeros(k, dtype=np.int64)
-            self._aranges[k].flags.writeable = self._zeros[k].flags.writeable = False
-        return BatchStep(
+            feeds = progress[self._fwd[layer + 1]][j] >= positions
+            if self._type_bi[c]:
+                feeds &= progress[self._bwd[layer]][j] == lengths
+            run = 1 if feeds[feeds.argmax()] else run
+        self._pending = (c, j, lo, lengths, limit, positions)
+        backward = self._type_backward[c]
+        return BatchStep.one_per_row(
             layer=layer,
-            direction=int(self._type_direction[c]),
+            direction=int(backward),
             width=run,
             slots=self.batch_size,
-            seg_row=self._aranges[k],
-            seg_col=self._zeros[k],
-            seg_request=ids,
-            seg_start=lengths - 1 - positions if backward else positions,
-            seg_length=np.full(ids.size, run),
-            seg_reset=positions == 0,
-            fused=False,
+            requests=all_ids[j],
+            starts=lengths + ~positions if backward else positions,  # ~p == -p - 1
+            resets=np.logical_not(positions),
         )
 
-    def _type_of_oldest(self, lo: int, hi: int) -> int:
-        """The cell type holding the oldest ready request; ties: most ready cells, then the lower index."""
-        busy = (self._counts > 0).nonzero()[0]
-        firsts = np.argmax(self._ready[busy, lo:hi], axis=1)
-        holders = busy[firsts == firsts.min()]
-        return int(holders[int(np.argmax(self._counts[holders]))])
-
     def _step_done(self, step: BatchStep) -> np.ndarray:
-        c = self._pending_type
         # a prefix keeps every segment, so these are the step's requests; arrivals since next_step did
         # not touch their progress, so the input limit computed there still holds
+        c, j, lo, lengths, limit, positions = self._pending
         ids = step.seg_request
-        _, lengths, limit = self._pending
-        if ids.size != limit.size:
+        if ids.size != j.size:
             raise RuntimeError("cellular: on_step_done got a step other than the one next_step returned")
-        progress_c = self._progress[c, ids] + step.width
-        self._progress[c, ids] = progress_c
+        now_lo, ready, progress, _, _ = self._views()
+        if now_lo != lo:  # requests retired in between (a cancel): the views start elsewhere now
+            j = ids - now_lo
+        progress_c = positions + step.width
+        progress[c][j] = progress_c
         # readiness changes only for type c and the types of the layer above; the rest is as it was
-        ready = (limit == lengths) & (progress_c < lengths) if self._type_bi[c] else progress_c < limit
-        self._counts[c] += int(np.count_nonzero(ready)) - ids.size  # all of them were ready
-        self._ready[c, ids] = ready
+        stopped = progress_c >= limit  # out of ready cells of type c (all of them were ready)
+        ready[c][j] = ~stopped
+        out = stopped.nonzero()[0]
+        if out.size and not out[0]:  # the oldest ready request of type c ran out
+            self._first[c] = None
+        self._counts[c] -= out.size
+        if self._bi_under_bi[c]:
+            if out.size:  # a bidirectional type's input limit is the length: these ended type c
+                self._layer_complete(c, ready, progress, j[out], lengths[out])
+            return _NONE
+        if self._above[c]:
+            self._update_above(c, ready, progress, j, lengths, progress_c)
+            return _NONE
+        if not out.size:  # none ran out of ready cells, so none ended type c
+            return _NONE
+        # a request is complete once its last layer is: no cell of it is computed before the layer below
+        # has produced its input, so the lower layers are complete by then
         ended = progress_c == lengths
-        finished = ids[ended]
-        above = self._above[c]
-        if above:
-            changed, changed_lengths = (finished, lengths[ended]) if self._above_only_ended[c] else (ids, lengths)
-            if changed.size:
-                available = self._layer_input(int(self._type_layer[c]) + 1, changed, changed_lengths)
-                for t in above:
-                    progress = self._progress[t, changed]
-                    if self._type_bi[t]:
-                        ready = (available == changed_lengths) & (progress < changed_lengths)
-                    else:
-                        ready = progress < available
-                    self._counts[t] += int(np.count_nonzero(ready)) - int(np.count_nonzero(self._ready[t, changed]))
-                    self._ready[t, changed] = ready
-        if finished.size:
-            finished = finished[(self._progress[:, finished] == lengths[ended]).all(axis=0)]
-        return finished
+        finished = j[ended]
+        other = self._other[c]
+        if other >= 0 and finished.size:
+            finished = finished[progress[other][finished] == lengths[ended]]
+        return finished + now_lo
+
+    def _layer_complete(self, c: int, ready: np.ndarray, progress: np.ndarray, ended: np.ndarray,
+                        lengths: np.ndarray) -> None:
+        """Type ``c`` (bidirectional, under a bidirectional layer) ended for the requests at columns ``ended``
+        (of these ``lengths``): those whose other direction is complete too are now ready in both directions
+        of the layer above, where they have not started."""
+        complete = ended[progress[self._other[c]][ended] == lengths]
+        if complete.size:
+            for t in self._above[c]:
+                ready[t][complete] = True
+                self._counts[t] += complete.size
+                self._first[t] = None
+
+    def _update_above(self, c: int, ready: np.ndarray, progress: np.ndarray, j: np.ndarray, lengths: np.ndarray,
+                      progress_c: np.ndarray) -> None:
+        """Readiness of the types above type ``c`` for the requests at columns ``j``."""
+        layer = self._type_layer[c]
+        available = progress_c  # the input the layer above has: a unidirectional layer's progress, or
+        if self._layer_bi[layer]:  # a bidirectional layer's forward progress once its backward is done
+            available = progress[self._fwd[layer]][j]
+            available[progress[self._bwd[layer]][j] != lengths] = 0
+        counts = self._counts
+        whole = None  # the whole input is there (what a bidirectional type waits for)
+        for t in self._above[c]:
+            done, row = progress[t][j], ready[t]
+            if self._type_bi[t]:
+                whole = available == lengths if whole is None else whole
+                now_ready = whole & (done < lengths)
+            else:
+                now_ready = done < available
+            counts[t] += int(np.count_nonzero(now_ready)) - int(np.count_nonzero(row[j]))
+            row[j] = now_ready
+            self._first[t] = None

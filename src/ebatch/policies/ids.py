@@ -54,6 +54,16 @@ class IdArray:
             self._data[..., live:] = self.fill
             self.origin = self.base
 
+    def view(self, lo: int) -> np.ndarray:
+        """The values of ids ``lo .. size - 1`` as a NumPy view (index it with ``id - lo``), for loops that
+        index many times: it stays valid until the next :meth:`append` or :meth:`forget_below`.
+
+        Raises ``IndexError`` when ``lo`` was already retired.
+        """
+        if lo < self.base:
+            raise IndexError(f"request id {lo} was already retired (base {self.base})")
+        return self._data[..., lo - self.origin : self.size - self.origin]
+
     @property
     def stored(self) -> int:
         """Columns allocated (for tests of bounded memory)."""

@@ -104,7 +104,8 @@ class Simulator:
             self._dispatch()
 
     def run(self, until: float = math.inf) -> Simulator:
-        while self._heap and self.peek() <= until:
+        heap = self._heap
+        while heap and heap[0][0] <= until:  # peek(), inline: this loop runs once per event
             self.step()
         if until == math.inf and np.isnan(self.finish_s).any():
             missing = np.flatnonzero(np.isnan(self.finish_s))
@@ -123,18 +124,15 @@ class Simulator:
                 self._wake_pending = wake
                 self._push(wake, _WAKE, None)
             return
-        cut = self.cut_runs and not step.fused and step.width > 1
-        cost = self.backend.cost(step, commit=False) if cut else None
-        if cost is not None:
-            step = self._cut_at_arrival(step, cost)
+        if (self.cut_runs and not step.fused and step.width > 1
+                and self._next_arrival < self._arrival_times.size):
+            step = self._cut_at_arrival(step, self.backend.cost(step, commit=False))
         cost = self.backend.cost(step)
         self._busy = True
         self._push(self.now_s + cost.time_s, _STEP_DONE, (step, cost, self.now_s))
 
     def _cut_at_arrival(self, step: BatchStep, estimate: StepCost) -> BatchStep:
-        """Cut a run of invocations at the first invocation boundary after the next arrival."""
-        if self._next_arrival >= self._arrival_times.size:
-            return step
+        """Cut a run of invocations at the first invocation boundary after the next arrival (one is due)."""
         arrival_s = self._arrival_times[self._next_arrival]
         end_s = self.now_s + estimate.time_s
         if arrival_s >= end_s:
@@ -148,10 +146,13 @@ class Simulator:
     def _finish(self, step: BatchStep, cost: StepCost, start_s: float) -> None:
         self._busy = False
         ids = step.seg_request
-        fresh = ids[np.isnan(self.start_s[ids])]
-        if fresh.size:
-            self.start_s[fresh] = start_s
-        self.energy_j[ids] += cost.energy_j * step.seg_length / step.useful_cells
+        started = self.start_s[ids]
+        if math.isnan(started[started.argmax()]):  # argmax finds a NaN if there is one: a request starts here
+            self.start_s[ids[np.isnan(started)]] = start_s
+        if step.useful_cells == ids.size * step.width:  # (no segment is longer) every one spans the step
+            self.energy_j[ids] += cost.energy_j * step.width / step.useful_cells
+        else:
+            self.energy_j[ids] += cost.energy_j * step.seg_length / step.useful_cells
         done = self.policy.on_step_done(step)
         if done.size:
             if step.notify and self._mid_step_notify:

@@ -21,6 +21,8 @@ STEP_COLUMNS = (
     "fused", "dram_weight_bytes", "macs", "peak_macs", *ENERGY_KEYS,
 )
 
+_NO_ENERGY = (0.0,) * len(ENERGY_KEYS)  # what a breakdown without an energy key books for it
+
 
 @dataclass
 class StepLog:
@@ -36,13 +38,19 @@ class StepLog:
         self.rows.append((
             start_s, cost.time_s, cost.energy_j, step.layer, step.direction, step.width, rows,
             step.useful_cells, rows * step.width, step.fused, b.get("dram_weight_bytes", 0.0),
-            b.get("macs", 0.0), b.get("peak_macs", 0.0), *(b.get(k, 0.0) for k in ENERGY_KEYS),
+            b.get("macs", 0.0), b.get("peak_macs", 0.0), *map(b.get, ENERGY_KEYS, _NO_ENERGY),
         ))
         if self.keep_plan:
             self.plan.append((start_s, step))
 
+    def columns(self) -> dict[str, np.ndarray]:
+        """Each column of the log (:data:`STEP_COLUMNS`) as a NumPy array, without building the table."""
+        if not self.rows:
+            return {name: np.zeros(0) for name in STEP_COLUMNS}
+        return {name: np.array(values) for name, values in zip(STEP_COLUMNS, zip(*self.rows))}
+
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=list(STEP_COLUMNS))
+        return pd.DataFrame(self.columns())
 
 
 def _percentile(values: np.ndarray, q: float) -> float:
@@ -84,7 +92,7 @@ class SimulationResult:
         })
 
     def summary(self) -> dict:
-        steps = self.steps
+        steps = self.log.columns()  # sums as the steps table's columns give them (pandas sums with NumPy)
         done = ~np.isnan(self.finish_s)
         completed = int(done.sum())
         latency = (self.finish_s - self.workload.arrivals_s)[done]
@@ -116,12 +124,12 @@ class SimulationResult:
             "padding_fraction": (computed - useful) / computed if computed else 0.0,
             "useful_cells": int(useful),
             "computed_cells": int(computed),
-            "steps": int(len(steps)),
+            "steps": len(self.log.rows),
             "invocations": int(np.where(steps["fused"], 1, steps["width"]).sum()),
             "dram_weight_bytes": float(steps["dram_weight_bytes"].sum()),
             "mac_utilisation": float(steps["macs"].sum()) / peak if peak > 0 else float("nan"),
-            **steady_state(self.finish_s, steps["start_s"].to_numpy(), steps["time_s"].to_numpy(),
-                           steps["energy_j"].to_numpy(), steps["useful_cells"].to_numpy()).to_dict(),
+            **steady_state(self.finish_s, steps["start_s"], steps["time_s"], steps["energy_j"],
+                           steps["useful_cells"]).to_dict(),
         }
 
 
