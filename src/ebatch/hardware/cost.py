@@ -219,9 +219,8 @@ class AcceleratorModel:
         self._weight_bytes = [(x.input_params * bpw, x.recurrent_params * bpw) for x in model.layers]
         self._direction_bytes = [i + r for i, r in self._weight_bytes]
         self.waiting = WaitingOutputs(model, spec.bytes_per_activation, spec.activation_buffer_bytes)
-        self._constants = (spec.dram_bandwidth_bytes_per_s, spec.dram_overlap, spec.invocation_overhead_s,
-                           spec.dram_energy_j_per_byte, spec.static_power_w, spec.clock_hz, spec.array_rows,
-                           spec.array_cols)
+        self._constants = (spec.dram_bandwidth_bytes_per_s, spec.invocation_overhead_s, spec.dram_energy_j_per_byte,
+                           spec.static_power_w, spec.clock_hz, spec.array_rows, spec.array_cols, spec.dram_overlap)
 
     def _touch(self, key: tuple[int, int], size: float, commit: bool) -> bool:
         """Whether ``key`` is resident; on commit, load it (evicting least recently used) if it fits."""
@@ -294,8 +293,7 @@ class AcceleratorModel:
         """One invocation's time, energy and breakdown, with the DRAM bytes it moves for waiting outputs;
         plus, entry by entry, ``rest`` times ``later`` (each of a run's later invocations) when given."""
         compute_s, recurrence_s, busy_s, dram_weight_bytes, own_spill_bytes, sram_j, mac_j, macs, _ = inv
-        bandwidth, overlap, overhead_s, dram_energy, static_power_w, clock_hz, array_rows, array_cols = (
-            self._constants)
+        bandwidth, overhead_s, dram_energy, static_power_w, clock_hz, array_rows, array_cols, overlap = self._constants
         spill = own_spill_bytes + waiting_dram_bytes
         dram_bytes = dram_weight_bytes + spill
         dram_s = dram_bytes / bandwidth

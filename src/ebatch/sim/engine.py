@@ -124,7 +124,8 @@ class Simulator:
                 self._wake_pending = wake
                 self._push(wake, _WAKE, None)
             return
-        if self.cut_runs and not step.fused and step.width > 1 and self._next_arrival < self._arrival_times.size:
+        if (self.cut_runs and not step.fused and step.width > 1
+                and self._next_arrival < self._arrival_times.size):
             step = self._cut_at_arrival(step, self.backend.cost(step, commit=False))
         cost = self.backend.cost(step)
         self._busy = True
