@@ -7,7 +7,17 @@ from collections.abc import Sequence
 
 from ebatch.runtime.backend import ExecutorBackend
 
-__all__ = ["measured_vs_simulated"]
+__all__ = ["measure_policies", "measured_vs_simulated"]
+
+
+def measure_policies(executor, model, workload, policies: Sequence[tuple[str, dict]], seed: int = 0) -> list[dict]:
+    """Each policy's ``summary()`` measured on ``executor`` (wall clock, through :class:`ExecutorBackend`), in
+    the order of ``policies``; a fresh backend per policy, so no run sees another's clock."""
+    from ebatch.sim.api import simulate
+
+    return [simulate(model, workload, name, ExecutorBackend(executor, lengths=workload.lengths, seed=seed),
+                     seed=seed, **params).summary()
+            for name, params in policies]
 
 
 def measured_vs_simulated(
@@ -34,10 +44,9 @@ def measured_vs_simulated(
     weights = model if isinstance(model, RNNWeights) else RNNWeights.random(get_model(model), seed=seed)
     executor = make_executor(weights, backend)
     rows = []
-    for name, params in policies:
+    measured_summaries = measure_policies(executor, weights.model, workload, policies, seed=seed)
+    for (name, params), measured in zip(policies, measured_summaries):
         sim = simulate(weights.model, workload, name, hardware, seed=seed, **params).summary()
-        real = ExecutorBackend(executor, lengths=workload.lengths, seed=seed)
-        measured = simulate(weights.model, workload, name, real, seed=seed, **params).summary()
         row = {"policy": name, **params}
         for prefix, summary in (("sim", sim), ("measured", measured)):
             for key in ("throughput_rps", "cells_per_s", "latency_p50_s", "latency_p99_s"):

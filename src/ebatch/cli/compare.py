@@ -175,17 +175,13 @@ def _model(model: str):
 def _measure(rnn, load: Workload, specs, backend: str, seed: int, stages=None, threads: int = 1) -> list[dict]:
     """Each policy's wall-clock figures on a real executor (``ebatch.runtime.ExecutorBackend``); weights are
     the model file's (``stages``) or random ones of the zoo model's shapes."""
-    from ebatch.runtime import ExecutorBackend, ModelStages, make_executor
-    from ebatch.sim import simulate as run_simulation
+    from ebatch.bench.measured import measure_policies
+    from ebatch.runtime import ModelStages, make_executor
 
     executor = make_executor(stages if stages is not None else ModelStages.random(rnn, seed=seed), backend,
                              threads=threads)
-    measured = []
-    for name, params in specs:
-        real = ExecutorBackend(executor, lengths=load.lengths, seed=seed)
-        summary = run_simulation(rnn, load, name, real, seed=seed, **params).summary()
-        measured.append({"backend": backend, **{k: summary[k] for k in MEASURED_KEYS}})
-    return measured
+    return [{"backend": backend, **{k: summary[k] for k in MEASURED_KEYS}}
+            for summary in measure_policies(executor, rnn, load, specs, seed=seed)]
 
 
 def _measured_table(rows: list[dict], title: str) -> Table:
