@@ -9,6 +9,7 @@ import pytest
 
 from ebatch.bench.predict import ServerModel, capacity_rps, simulated_load, simulated_max_rate
 from ebatch.bench.schedule import make_schedule
+from ebatch.bench.server_process import EngineTime, core_share
 from ebatch.hardware.host import HostCostModel, HostSpec
 from ebatch.model import Layer, RNNModel
 from ebatch.sim.engine import Simulator
@@ -27,6 +28,12 @@ def test_a_non_fused_step_pays_the_step_overhead_once_and_every_segment_its_own(
     assert shared.time_s == pytest.approx(4 * cost) and shared.energy_j == pytest.approx(10.0 * 4 * cost)
     with pytest.raises(ValueError, match="cpu_share"):
         SPEC.on_shared_core(0)
+
+
+def test_the_share_of_a_core_is_the_steps_cpu_time_over_their_wall_time_between_readings():
+    assert core_share(EngineTime(2.0, 1.9), EngineTime(6.0, 3.9)) == pytest.approx(0.5)
+    assert core_share(EngineTime(1.0, 1.0), EngineTime(1.0, 1.0)) == 1.0  # no step ran: nothing to scale
+    assert core_share(EngineTime(0.0, 0.0), EngineTime(1.0, 1.001)) == 1.0  # clock granularity, not > 1
 
 
 def test_the_simulated_server_answers_at_step_end_and_runs_steps_whole():

@@ -5,6 +5,7 @@ drain, and bookkeeping bounded by the requests in flight."""
 from __future__ import annotations
 
 import math
+import time
 from concurrent.futures import wait
 
 import numpy as np
@@ -141,6 +142,29 @@ def test_deadline_expires_only_while_queued():
         engine.poll()
     assert first.result(timeout=0).output.shape == (3, 4)
     assert isinstance(second.exception(timeout=0), DeadlineExceeded)
+
+
+def test_time_in_steps_is_counted_on_the_engine_clock_and_in_cpu_time():
+    weights = RNNWeights.random(MODELS["uni"], seed=0)
+    clock = FakeClock()
+    executor = make_executor(weights, "numpy")
+    execute = executor.execute
+
+    def slow_execute(step):  # every step takes 0.25 s on the engine's clock
+        clock.now_s += 0.25
+        return execute(step)
+
+    executor.execute = slow_execute
+    engine = OnlineEngine(executor, policies.get("ebatch", batch_size=2, timesteps=2), clock=clock, start=False)
+    futures = [engine.submit(x) for x in sequences_of([3, 5, 2], 3)]
+    clock.now_s = 10.0  # time between steps (waiting, admission) is not step time
+    cpu_before = time.thread_time()
+    while engine.in_flight:
+        engine.poll()
+    cpu_s = time.thread_time() - cpu_before
+    assert all(f.result(timeout=0).output.shape[1] == 4 for f in futures)
+    assert engine.steps > 0 and engine.step_s == pytest.approx(0.25 * engine.steps)
+    assert 0 < engine.step_cpu_s <= cpu_s
 
 
 def test_close_drains_what_was_admitted_then_refuses():

@@ -261,3 +261,6 @@ def test_metrics_expose_cells_histograms_and_gauges_in_base_units():
     assert values["ebatch_window_timesteps_count"] > 0
     assert values["ebatch_total_slots"] == 4 and values["ebatch_queued_requests"] == 0
     assert "ebatch_queued_cells" in values and "ebatch_active_slots" in values
+    wall_s = values['ebatch_engine_step_seconds_total{clock="wall"}']
+    cpu_s = values['ebatch_engine_step_seconds_total{clock="cpu"}']
+    assert wall_s > 0 and 0 < cpu_s <= 1.05 * wall_s + 0.01  # a thread's CPU time cannot outrun the clock

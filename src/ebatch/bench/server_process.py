@@ -1,11 +1,10 @@
 """``ServerProcess``: ``ebatch serve`` in a subprocess on 127.0.0.1 for benchmarks; always stopped.
 
 A separate process, so the server's engine thread and event loop do not share a GIL with the load
-generator. :meth:`ServerProcess.cpu` sums the scheduler statistics of the server's threads
-(``/proc/PID/task/*/schedstat``: seconds on a CPU and seconds waiting for one while runnable), from which
-:func:`cpu_share` gives the share of a core they got while they had work: 1.0 on a machine of its own,
-less where other processes compete for the cores. The engine thread does nearly all of the server's
-work, so this is the share its steps got.
+generator. :meth:`ServerProcess.engine_time` reads the engine's time in steps from its metrics (wall clock
+and the worker thread's CPU time), from which :func:`core_share` gives the share of a core the steps got
+between two readings: 1.0 on a machine of its own, less where other processes compete for the cores or
+the server's event loop holds the GIL while a step waits for it.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ThreadCpu", "ServerProcess", "cpu_share", "free_port"]
+__all__ = ["EngineTime", "ServerProcess", "core_share", "free_port"]
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -27,17 +26,17 @@ def free_port() -> int:
 
 
 @dataclass(frozen=True)
-class ThreadCpu:
-    """Cumulative seconds a process's threads ran on a CPU and waited, runnable, for one."""
+class EngineTime:
+    """Cumulative seconds the server's engine spent in steps: on the wall clock and in its thread's CPU time."""
 
-    run_s: float
-    wait_s: float
+    wall_s: float
+    cpu_s: float
 
 
-def cpu_share(before: ThreadCpu, after: ThreadCpu) -> float:
-    """The share of a core the threads got while runnable between two readings (1.0 if they never ran)."""
-    run_s, wait_s = after.run_s - before.run_s, after.wait_s - before.wait_s
-    return run_s / (run_s + wait_s) if run_s > 0 else 1.0
+def core_share(before: EngineTime, after: EngineTime) -> float:
+    """The share of a core the engine's steps got between two readings (1.0 if it ran no step)."""
+    wall_s, cpu_s = after.wall_s - before.wall_s, after.cpu_s - before.cpu_s
+    return min(1.0, cpu_s / wall_s) if wall_s > 0 else 1.0
 
 
 class ServerProcess:
@@ -77,16 +76,10 @@ class ServerProcess:
                 return float(line.split()[1])
         return float("nan")
 
-    def cpu(self) -> ThreadCpu | None:
-        """The server's threads' scheduler statistics, summed; None where /proc does not give them."""
-        run_s = wait_s = 0.0
-        try:
-            for task in Path(f"/proc/{self.process.pid}/task").iterdir():
-                run_ns, wait_ns, _ = (task / "schedstat").read_text().split()
-                run_s, wait_s = run_s + int(run_ns) / 1e9, wait_s + int(wait_ns) / 1e9
-        except (OSError, ValueError):
-            return None
-        return ThreadCpu(run_s, wait_s)
+    def engine_time(self) -> EngineTime:
+        """The engine's cumulative time in steps (``ebatch_engine_step_seconds_total``)."""
+        return EngineTime(self.metric('ebatch_engine_step_seconds_total{clock="wall"}'),
+                          self.metric('ebatch_engine_step_seconds_total{clock="cpu"}'))
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -10,6 +10,10 @@ one process (tests) do not collide. docs/serving.md lists every metric with its 
   time-step of one request through one layer and direction); padded cells are computed and wasted.
 - ``ebatch_request_latency_seconds`` (admission to answer, the engine's queue plus compute),
   ``ebatch_queue_wait_seconds``, ``ebatch_compute_seconds``: histograms over successful requests.
+- ``ebatch_engine_step_seconds_total{clock}``: time the engine's worker spent in steps, on the wall clock
+  (``clock="wall"``) and in the worker thread's CPU time (``clock="cpu"``); cpu / wall is the share of a
+  core the steps got (below 1 when other processes, or the server's other threads holding the GIL, delay
+  them).
 - ``ebatch_window_timesteps``: histogram of the steps' widths (E-BATCH's window length T).
 - ``ebatch_queued_requests``, ``ebatch_queued_cells`` (time-steps of queued requests),
   ``ebatch_in_flight_requests`` (admitted, not yet answered),
@@ -61,6 +65,20 @@ class _EnergyCollector:
         yield info
 
 
+class _EngineCollector:
+    """``ebatch_engine_step_seconds_total{clock}``, read from the engine at each scrape."""
+
+    def __init__(self, engine: OnlineEngine) -> None:
+        self.engine = engine
+
+    def collect(self):
+        seconds = CounterMetricFamily("ebatch_engine_step_seconds", "Time the engine spent in steps: wall clock, "
+                                      "and the worker thread's CPU time.", labels=["clock"])
+        seconds.add_metric(["wall"], self.engine.step_s)
+        seconds.add_metric(["cpu"], self.engine.step_cpu_s)
+        yield seconds
+
+
 class ServeMetrics:
     """The metrics of one served model; :meth:`on_step` is the engine's step listener."""
 
@@ -100,6 +118,7 @@ class ServeMetrics:
         self.in_flight.set_function(lambda: engine.in_flight)
         self.rate.set_function(lambda: engine.timesteps_per_s or 0.0)
         self.open_streams.set_function(open_streams)
+        self.registry.register(_EngineCollector(engine))
         if engine.energy is not None:
             self._energy_source = engine.energy.kind
             self.request_energy.labels(self._energy_source)

@@ -101,6 +101,11 @@ class OnlineEngine:
         self._closing = False
         self._closed = False
         self.steps = 0
+        #: seconds the worker spent in steps (executing and the policy's ``on_step_done``), on the engine's
+        #: clock and in the worker thread's CPU time: their ratio is the share of a core the steps got
+        #: (below 1 where other processes, or other threads holding the GIL, delay the worker)
+        self.step_s = 0.0
+        self.step_cpu_s = 0.0
         self._thread: threading.Thread | None = None
         if start:
             self._thread = threading.Thread(target=self._serve, name="ebatch-online-engine", daemon=True)
@@ -249,7 +254,7 @@ class OnlineEngine:
             with self._lock:
                 deadlines = [r.deadline_s for r in self._queued.values()]
             return min([math.inf] + ([wake] if wake is not None else []) + deadlines)
-        begin = self.clock()
+        begin, begin_cpu = self.clock(), time.thread_time()
         if self.energy is not None:
             self.energy.begin_step()
         try:
@@ -266,6 +271,8 @@ class OnlineEngine:
         if self.energy is not None:
             self.energy.end_step(step, end - begin)
         self.steps += 1
+        self.step_s += end - begin
+        self.step_cpu_s += time.thread_time() - begin_cpu
         if self.listener is not None:
             self.listener.on_step(step, end - begin)
         with self._lock:
