@@ -146,3 +146,28 @@ def test_loadgen_cli_against_a_live_server(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["loadgen", "--url", url, "-n", "2"])
     assert exit_info.value.code == 2
+
+
+def test_loadgen_with_hardware_simulates_the_server_instead_of_sending(tmp_path, capsys):
+    from ebatch.bench.predict import ServerModel, simulated_max_rate
+    from ebatch.bench.runtime import bench_model
+    from ebatch.cli import main
+    from ebatch.hardware.host import load_hardware
+
+    args = ["loadgen", "--hardware", "h200", "--model", "lstm-2x512", "--policy", "padding:max_wait_s=0.01",
+            "--batch-size", "8", "--workload", "librispeech-test-clean", "--arrival", "gamma", "--cv", "2",
+            "--rate", "20", "-n", "40", "--slo-p99-s", "0.5", "--find-max-rate", "--max-probes", "5",
+            "--format", "json"]
+    main(args)  # the URL's default points at nothing: nothing is sent
+    printed = json.loads(capsys.readouterr().out)
+    server = ServerModel(bench_model("lstm-2x512"), load_hardware("h200"), "padding",
+                         {"batch_size": 8, "max_wait_s": 0.01}, request_overhead_s=0.005)
+    expected = simulated_max_rate(server, "librispeech-test-clean", "gamma", 0.5, 20.0, requests=40, cv=2.0,
+                                  rel_tolerance=0.1, max_probes=5)
+    assert printed["max_rate_rps"] == pytest.approx(expected.max_rate_rps) and expected.max_rate_rps > 0
+    assert [r["p99_s"] for r in printed["runs"]] == pytest.approx([p.p99_s for p in expected.probes])
+    for bad in (["--model", "lstm-2x512", "--hardware", "epur"], ["--hardware", "h200"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["loadgen", *bad, "-n", "2"])
+        assert exit_info.value.code == 2
+    assert "host preset" in capsys.readouterr().err

@@ -5,6 +5,10 @@ prints a table (``--format json|csv`` for machines; ``--out FILE`` also writes i
 searches for the highest rate whose p99 meets ``--slo-p99-s``; every probe is bounded by ``--requests``
 and ``--duration-s``. ``ebatch loadgen-plot a.json b.json --out latency.png`` draws latency against rate,
 one curve per JSON file (several runs of loadgen, e.g. one per policy or server).
+
+``--hardware PRESET --model M --policy NAME[:KEY=VALUE...]`` sends nothing: the same schedules run in the
+simulator on a host preset (``ebatch calibrate``'s, or ``h200``), as ``ebatch serve`` would run them
+(:mod:`ebatch.bench.predict`): what the server would sustain on that machine.
 """
 
 from __future__ import annotations
@@ -44,14 +48,24 @@ def loadgen(
     timeout_s: Annotated[float, typer.Option("--timeout-s", help="Per request: counted as an error after.")]
     = 30.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of lengths, send times and inputs.")] = 0,
+    hardware: Annotated[str | None, typer.Option("--hardware", help="Simulate instead of sending: a host preset "
+                                                 "(kind: host) to run the schedules on; needs --model.")] = None,
+    policy: Annotated[str, typer.Option("--policy", help="With --hardware: the server's batching policy, "
+                                        "NAME[:KEY=VALUE...].")] = "ebatch",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="With --hardware: slots B of a step.")]
+    = 16,
+    request_overhead_s: Annotated[float, typer.Option("--request-overhead-s", help="With --hardware: HTTP and "
+                                                      "encoding added to every latency.")] = 0.005,
     label: Annotated[str, typer.Option("--label", help="Name of this run in plots (default: the model).")] = "",
     fmt: Annotated[str, typer.Option("--format", "-f", help="table | json | csv.")] = "table",
     out: Annotated[str, typer.Option("--out", help="Also write the output to this file.")] = "",
 ) -> None:
-    """Send open-loop load to a live server and report rates, goodput, latency and errors."""
+    """Send open-loop load to a live server (or, with --hardware, simulate it) and report rates, goodput,
+    latency and errors."""
     from ebatch.bench.loadgen import run_load
     from ebatch.bench.loadgen_report import runs_csv, runs_json, runs_table
     from ebatch.bench.maxrate import find_max_rate as search
+    from ebatch.bench.predict import simulated_load
     from ebatch.bench.schedule import make_schedule
 
     if fmt not in ("table", "json", "csv"):
@@ -59,8 +73,12 @@ def loadgen(
     if requests is None and duration_s is None:
         requests = 200
 
+    simulated = None if hardware is None else _server_model(hardware, model, policy, batch_size, request_overhead_s)
+
     def probe(rate_rps: float):
         schedule = make_schedule(workload, arrival, rate_rps, requests, duration_s, cv, seed)
+        if simulated is not None:
+            return simulated_load(simulated, schedule, slo_p99_s, timeout_s, label)
         return run_load(schedule, url, model, slo_p99_s, timeout_s, seed, label).result
 
     if find_max_rate:
@@ -74,6 +92,26 @@ def loadgen(
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
+
+
+def _server_model(hardware: str, model: str | None, policy: str, batch_size: int, request_overhead_s: float):
+    """The simulated server of ``--hardware``: the model, the host preset, the policy and its parameters."""
+    from ebatch.bench.predict import ServerModel
+    from ebatch.bench.runtime import bench_model
+    from ebatch.experiments.study.compare import parse_policies
+    from ebatch.hardware.host import HostSpec, load_hardware
+
+    if model is None:
+        raise ValueError("model: --hardware simulates a model; give --model (e.g. lstm-2x512)")
+    spec = load_hardware(hardware)
+    if not isinstance(spec, HostSpec):
+        raise ValueError(f"hardware: {hardware!r} is an accelerator preset; --hardware needs a host preset "
+                         "(kind: host, e.g. h200 or one written by ebatch calibrate)")
+    specs = parse_policies(policy)
+    if len(specs) != 1:
+        raise ValueError(f"policy: a server runs one policy, got {len(specs)} in {policy!r}")
+    (name, params), = specs
+    return ServerModel(bench_model(model), spec, name, {"batch_size": batch_size} | params, request_overhead_s)
 
 
 def loadgen_plot(
