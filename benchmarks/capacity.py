@@ -78,6 +78,9 @@ class CapacityRow:
     predicted_own_core_rps: float
     cpu_share: float
     search_s: float
+    p99_at_max_s: float = float("nan")  # the highest passing probe's p99: measured, ...
+    p99_rerun_s: float = float("nan")  # ... measured again on the same schedule right after the search, ...
+    p99_simulated_s: float = float("nan")  # ... and simulated (at that probe's share)
 
 
 def configs(slo_s: float, fixed_t: int, quick: bool) -> list[tuple[str, str, dict]]:
@@ -144,7 +147,7 @@ def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, 
                                   rel_tolerance=0.02, max_probes=24, timeout_s=timeout_s, **bounds).max_rate_rps
 
     guess = START_FRACTION * predicted(sim.cpu_share, 1.0) or 0.5
-    shares, agree = {}, []
+    shares, agree, simulated_p99 = {}, [], {}
 
     def probe(rate_rps: float):
         schedule = make_schedule(WORKLOAD, arrival, rate_rps, **bounds)
@@ -153,6 +156,7 @@ def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, 
         share = core_share(before, server.engine_time())
         shares[rate_rps] = share
         expected = simulated_load(replace(sim, cpu_share=share), schedule, slo_s, timeout_s)
+        simulated_p99[rate_rps] = expected.p99_s
         agree.append(expected.slo_met == result.slo_met)
         print(f"    {rate_rps:.3g}/s: p99 {result.p99_s:.3g} s ({expected.p99_s:.3g} s simulated), "
               f"{result.ok}/{result.requests} ok, share {share:.2f}", file=sys.stderr)
@@ -161,11 +165,16 @@ def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, 
     begin = time.perf_counter()
     found = find_max_rate(probe, guess, TOLERANCE, max_probes, GROWTH)
     elapsed = time.perf_counter() - begin
+    best = [p for p in found.probes if p.rate_rps == found.max_rate_rps]
+    p99_at_max = best[0].p99_s if best else float("nan")
+    rerun = run_load(make_schedule(WORKLOAD, arrival, found.max_rate_rps, **bounds), server.url, server.name, slo_s,
+                     timeout_s, seed).result.p99_s if best else float("nan")  # is the answer repeatable?
     failed = [p.rate_rps for p in found.probes if not p.slo_met and p.rate_rps > found.max_rate_rps]
     deciding = [r for r in (found.max_rate_rps, min(failed, default=None)) if r in shares]
     share = float(np.mean([shares[r] for r in deciding]))
     return CapacityRow(sim.model.name, "", arrival, found.max_rate_rps, min(failed) if failed else None,
-                       len(found.probes), sum(agree), predicted(share, guess), predicted(1.0, guess), share, elapsed)
+                       len(found.probes), sum(agree), predicted(share, guess), predicted(1.0, guess), share, elapsed,
+                       p99_at_max, rerun, simulated_p99.get(found.max_rate_rps, float("nan")))
 
 
 def fixed_timesteps(sim: ServerModel, slo_s: float) -> int:
@@ -293,21 +302,36 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
               "one above it; probes: how many the search ran, and for how many of them the simulator, at the "
               "share of a core the server's threads got during that probe, agrees that it passed or failed; "
               "predicted: the same search simulated on the same schedules at the share measured during the two "
-              "probes that decided the answer; own core: at share 1):", "",
+              "probes that decided the answer; own core: at share 1; p99 at the max: the highest passing probe's "
+              "p99, measured, measured again on the same schedule after the search, and simulated):", "",
               "| model | SLO | arrival | policy | measured req/s | failed at | probes (simulated alike) | predicted | "
-              "predicted / measured | share | own core | search |",
-              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "predicted / measured | share | own core | p99 at the max: measured, rerun, simulated | search |",
+              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in page["capacity"]:
         failed = f"{r.failed_above_rps:.3g}" if r.failed_above_rps else "-"
         lines.append(f"| {r.model} | {SLO_S[r.model]:g} s | {r.arrival} | {r.label} | {r.measured_rps:.3g} | "
                      f"{failed} | {r.probes} ({r.probes_agreeing}) | {r.predicted_rps:.3g} | "
                      f"**{_ratio(r.predicted_rps, r.measured_rps)}** | {r.cpu_share:.2f} | "
-                     f"{r.predicted_own_core_rps:.3g} | {r.search_s:.0f} s |")
+                     f"{r.predicted_own_core_rps:.3g} | {r.p99_at_max_s:.3g}, {r.p99_rerun_s:.3g}, "
+                     f"{r.p99_simulated_s:.3g} s | {r.search_s:.0f} s |")
     ok = [r.measured_rps > 0 and abs(r.predicted_rps / r.measured_rps - 1) <= 0.2 for r in page["capacity"]]
     lines += ["", f"Within 20 %: {sum(ok)} of {len(ok)}. Request overhead added to every predicted latency: "
               + ", ".join(f"{m} {s * 1e3:.1f} ms" for m, s in page["overheads"]) + ".", ""]
+    lines += [repeatability(page["capacity"]), ""]
     lines += targets(page["capacity"])
     return "\n".join(lines)
+
+
+def repeatability(rows: list[CapacityRow]) -> str:
+    """How repeatable the measured answer is: the highest passing probe run again on the same schedule."""
+    reruns = [r for r in rows if np.isfinite(r.p99_at_max_s)]
+    if not reruns:
+        return "No search found a passing rate, so none was rerun."
+    again = sum(r.p99_rerun_s <= SLO_S[r.model] for r in reruns)
+    moved = [abs(r.p99_rerun_s / r.p99_at_max_s - 1) if np.isfinite(r.p99_rerun_s) else float("inf") for r in reruns]
+    return (f"Repeatability: the highest passing probe, run again on the same schedule right after its search, "
+            f"met the SLO again in {again} of {len(reruns)} searches; its p99 moved by {np.median(moved):.0%} "
+            f"(median), at most {max(moved):.0%}.")
 
 
 def targets(rows: list[CapacityRow]) -> list[str]:
@@ -338,7 +362,8 @@ def summary(page: dict, command: str) -> str:
              "every probe are in [serving-capacity.md](serving-capacity.md).", "",
              f"Offline throughput, simulated within 15 % of measured: **{throughput_ok} of "
              f"{len(page['throughput'])}** policy x model pairs. Highest rate at the p99 SLO, simulated within 20 % "
-             f"of `loadgen`'s search on the live server: **{rate_ok} of {len(page['capacity'])}**:", "",
+             f"of `loadgen`'s search on the live server: **{rate_ok} of {len(page['capacity'])}**. "
+             + repeatability(page["capacity"]), "",
              "| model | SLO | arrival | policy | measured req/s | predicted req/s | predicted / measured |",
              "| --- | ---: | --- | --- | ---: | ---: | ---: |"]
     for r in page["capacity"]:
