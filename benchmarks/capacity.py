@@ -328,10 +328,14 @@ def repeatability(rows: list[CapacityRow]) -> str:
     if not reruns:
         return "No search found a passing rate, so none was rerun."
     again = sum(r.p99_rerun_s <= SLO_S[r.model] for r in reruns)
-    moved = [abs(r.p99_rerun_s / r.p99_at_max_s - 1) if np.isfinite(r.p99_rerun_s) else float("inf") for r in reruns]
+    moved = np.array([abs(r.p99_rerun_s / r.p99_at_max_s - 1) for r in reruns])  # inf: a request unanswered
+    finite = moved[np.isfinite(moved)]
+    unanswered = int(moved.size - finite.size)
+    spread = f", up to {finite.max():.0%}" if finite.size else ""
     return (f"Repeatability: the highest passing probe, run again on the same schedule right after its search, "
-            f"met the SLO again in {again} of {len(reruns)} searches; its p99 moved by {np.median(moved):.0%} "
-            f"(median), at most {max(moved):.0%}.")
+            f"met the SLO again in {again} of {len(reruns)} searches; its p99 moved by a median of "
+            f"{np.median(moved):.0%}{spread}" + (f", and {unanswered} reruns left a request unanswered within the "
+                                                 "timeout." if unanswered else "."))
 
 
 def targets(rows: list[CapacityRow]) -> list[str]:
