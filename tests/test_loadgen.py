@@ -58,8 +58,8 @@ def test_summary_counts_failures_as_infinite_latency():
     assert e.energy_source == "rapl"
 
 
-def _result(rate: float, p99_s: float) -> LoadResult:
-    return LoadResult("x", "m", "w", "poisson", 1.0, rate, 10, 10, 0, 0, 0, 1.0, rate, rate, rate, 1.0,
+def _result(rate: float, p99_s: float, requests: int = 1000) -> LoadResult:
+    return LoadResult("x", "m", "w", "poisson", 1.0, rate, requests, requests, 0, 0, 0, 1.0, rate, rate, rate, 1.0,
                       p99_s, p99_s, p99_s, 0.0, 0.0, 0.0)
 
 
@@ -70,6 +70,15 @@ def test_find_max_rate_brackets_then_bisects_within_its_probe_budget():
     assert 37 * 0.95 <= found.max_rate_rps <= 37 and len(found.probes) <= 12
     down = find_max_rate(lambda r: _result(r, 0.5 if r <= 3 else 2.0), start_rps=40, max_probes=4)
     assert [p.rate_rps for p in down.probes] == [40, 20, 10, 5] and down.max_rate_rps == 0.0
+    assert not found.probe_limited and not down.probe_limited
+
+
+def test_find_max_rate_stops_at_a_probe_sent_as_one_burst_within_the_slo():
+    # 50 requests, SLO 1 s: above 49 requests/s the whole probe is sent within the SLO; a server that meets
+    # it then has absorbed a burst, which bounds no sustained rate
+    found = find_max_rate(lambda r: _result(r, 0.5, requests=50), start_rps=10, max_probes=12)
+    assert [p.rate_rps for p in found.probes] == [10, 20, 40, 80]
+    assert found.max_rate_rps == 80 and found.probe_limited
 
 
 class _SerialStub(BaseHTTPRequestHandler):
@@ -137,8 +146,9 @@ def test_loadgen_cli_against_a_live_server(tmp_path, capsys):
         run = json.loads(capsys.readouterr().out)["runs"][0]
         assert run["requests"] == 24 and run["ok"] + run["rejected_429"] == 24 and run["errors"] == 0
         assert run["compute_s_mean"] > 0 and run["label"] == "m"
-        main(["loadgen", "--url", url, "--workload", str(tmp_path / "w.csv"), "--arrival", "gamma", "--rate",
-              "20", "--duration-s", "0.5", "--find-max-rate", "--max-probes", "2", "--format", "csv"])
+        main(["loadgen", "--url", url, "--workload", str(tmp_path / "w.csv"), "--arrival", "gamma", "--cv", "1",
+              "--rate", "20", "--duration-s", "2", "--slo-p99-s", "1", "--find-max-rate", "--max-probes", "2",
+              "--format", "csv"])
         lines = capsys.readouterr().out.splitlines()
         assert lines[0].startswith("label,model,") and len(lines) == 3
     main(["loadgen-plot", str(tmp_path / "a.json"), "--out", str(tmp_path / "p.png")])

@@ -5,6 +5,10 @@ divides it while they fail) to bracket the answer, then bisects until the bracke
 ``rel_tolerance``. Every probe is a bounded open-loop run: at most ``requests`` requests sent within
 ``duration_s`` seconds, each answered within ``timeout_s``, and at most ``max_probes`` probes in all.
 A probe passes when its p99 (failures infinite) is within the SLO.
+
+A probe whose requests are all sent within less than the SLO is one burst: a server that answers the whole
+burst in time says nothing about the rate it sustains. The search stops growing at such a probe and flags
+the answer (``probe_limited``): a lower bound, to be searched again with more requests or a longer duration.
 """
 
 from __future__ import annotations
@@ -14,15 +18,24 @@ from dataclasses import dataclass
 
 from ebatch.bench.loadgen import LoadResult
 
-__all__ = ["MaxRateSearch", "find_max_rate"]
+__all__ = ["MaxRateSearch", "find_max_rate", "is_burst"]
 
 
 @dataclass(frozen=True)
 class MaxRateSearch:
-    """The highest passing rate (0 if none passed) and every probe's result, in the order run."""
+    """The highest passing rate (0 if none passed) and every probe's result, in the order run;
+    ``probe_limited``: the search stopped at a passing probe sent as one burst shorter than the SLO, so the
+    answer is only a lower bound (see the module docstring)."""
 
     max_rate_rps: float
     probes: tuple[LoadResult, ...]
+    probe_limited: bool = False
+
+
+def is_burst(result: LoadResult) -> bool:
+    """Whether all of a probe's requests were sent within less than its SLO (``offered_rps`` spans the sends)."""
+    send_span_s = (result.requests - 1) / result.offered_rps if result.offered_rps > 0 else 0.0
+    return send_span_s < result.slo_p99_s
 
 
 def find_max_rate(probe: Callable[[float], LoadResult], start_rps: float, rel_tolerance: float = 0.1,
@@ -49,6 +62,8 @@ def find_max_rate(probe: Callable[[float], LoadResult], start_rps: float, rel_to
     if passes(rate):
         low = rate
         while len(probes) < max_probes:
+            if is_burst(probes[-1]):
+                return MaxRateSearch(low, tuple(probes), probe_limited=True)
             rate *= growth
             if not passes(rate):
                 high = rate

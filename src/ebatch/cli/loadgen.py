@@ -84,6 +84,9 @@ def loadgen(
     if find_max_rate:
         found = search(probe, rate, tolerance, max_probes)
         results, max_rate = list(found.probes), found.max_rate_rps
+        if found.probe_limited:
+            typer.echo(f"loadgen: at {max_rate:.4g} requests/s the whole probe was sent within the SLO and met it: "
+                       "a lower bound, not a sustained rate; raise --requests or --duration-s", err=True)
     else:
         results, max_rate = [probe(rate)], None
     text = {"table": lambda: runs_table(results, max_rate), "json": lambda: runs_json(results, max_rate),
