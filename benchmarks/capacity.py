@@ -296,11 +296,10 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
     for c in page["throughput"]:
         lines.append(f"| {c.model} | {c.label} | {c.requests} | {c.predicted_rps:.2f} | {c.measured_rps:.2f} | "
                      f"**{c.ratio:.2f}** | {c.measured_wall_rps:.2f} |")
-    within = [abs(c.ratio - 1) <= 0.15 for c in page["throughput"]]
-    lines += ["", f"Within 15 %: {sum(within)} of {len(within)}.", "",
+    lines += ["", f"Within 15 %: {throughput_within(page['throughput'])} of {len(page['throughput'])}.", "",
               "**Highest rate at the p99 SLO** (measured: the highest passing probe, and the lowest failing "
               "one above it; probes: how many the search ran, and for how many of them the simulator, at the "
-              "share of a core the server's threads got during that probe, agrees that it passed or failed; "
+              "share of a core the server's steps got during that probe, agrees that it passed or failed; "
               "predicted: the same search simulated on the same schedules at the share measured during the two "
               "probes that decided the answer; own core: at share 1; p99 at the max: the highest passing probe's "
               "p99, measured, measured again on the same schedule after the search, and simulated):", "",
@@ -314,12 +313,22 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
                      f"**{_ratio(r.predicted_rps, r.measured_rps)}** | {r.cpu_share:.2f} | "
                      f"{r.predicted_own_core_rps:.3g} | {r.p99_at_max_s:.3g}, {r.p99_rerun_s:.3g}, "
                      f"{r.p99_simulated_s:.3g} s | {r.search_s:.0f} s |")
-    ok = [r.measured_rps > 0 and abs(r.predicted_rps / r.measured_rps - 1) <= 0.2 for r in page["capacity"]]
-    lines += ["", f"Within 20 %: {sum(ok)} of {len(ok)}. Request overhead added to every predicted latency: "
+    lines += ["", f"Within 20 %: {rate_within(page['capacity'])} of {len(page['capacity'])}. "
+              "Request overhead added to every predicted latency: "
               + ", ".join(f"{m} {s * 1e3:.1f} ms" for m, s in page["overheads"]) + ".", ""]
     lines += [repeatability(page["capacity"]), ""]
     lines += targets(page["capacity"])
     return "\n".join(lines)
+
+
+def throughput_within(checks) -> int:
+    """The 15 % check: offline throughput pairs whose prediction is within 15 % of the measurement."""
+    return sum(abs(c.ratio - 1) <= 0.15 for c in checks)
+
+
+def rate_within(rows: list[CapacityRow]) -> int:
+    """The 20 % check: searches whose predicted max rate is within 20 % of the measured one."""
+    return sum(r.measured_rps > 0 and abs(r.predicted_rps / r.measured_rps - 1) <= 0.2 for r in rows)
 
 
 def repeatability(rows: list[CapacityRow]) -> str:
@@ -359,8 +368,7 @@ def targets(rows: list[CapacityRow]) -> list[str]:
 
 def summary(page: dict, command: str) -> str:
     """The short version for docs/serving.md: both checks per policy, and the targets."""
-    throughput_ok = sum(abs(c.ratio - 1) <= 0.15 for c in page["throughput"])
-    rate_ok = sum(r.measured_rps > 0 and abs(r.predicted_rps / r.measured_rps - 1) <= 0.2 for r in page["capacity"])
+    throughput_ok, rate_ok = throughput_within(page["throughput"]), rate_within(page["capacity"])
     lines = ["### Predicted against measured (generated)", "",
              f"`{command}`, {datetime.date.today().isoformat()}; the method, the SLOs, the calibrated presets and "
              "every probe are in [serving-capacity.md](serving-capacity.md).", "",

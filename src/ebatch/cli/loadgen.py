@@ -101,7 +101,7 @@ def _server_model(hardware: str, model: str | None, policy: str, batch_size: int
     """The simulated server of ``--hardware``: the model, the host preset, the policy and its parameters."""
     from ebatch.bench.predict import ServerModel
     from ebatch.bench.runtime import bench_model
-    from ebatch.experiments.study.compare import parse_policies
+    from ebatch.experiments.study.compare import parse_policy
     from ebatch.hardware.host import HostSpec, load_hardware
 
     if model is None:
@@ -110,10 +110,7 @@ def _server_model(hardware: str, model: str | None, policy: str, batch_size: int
     if not isinstance(spec, HostSpec):
         raise ValueError(f"hardware: {hardware!r} is an accelerator preset; --hardware needs a host preset "
                          "(kind: host, e.g. h200 or one written by ebatch calibrate)")
-    specs = parse_policies(policy)
-    if len(specs) != 1:
-        raise ValueError(f"policy: a server runs one policy, got {len(specs)} in {policy!r}")
-    (name, params), = specs
+    name, params = parse_policy(policy, "a server")
     return ServerModel(bench_model(model), spec, name, {"batch_size": batch_size} | params, request_overhead_s)
 
 

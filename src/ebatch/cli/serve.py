@@ -61,7 +61,7 @@ def serve(
     except ImportError as exc:
         raise ValueError(f"serve: needs the 'serve' extra ({exc.name} is missing): pip install 'ebatch[serve]'") \
             from None
-    from ebatch.experiments.study.compare import parse_policies
+    from ebatch.experiments.study.compare import parse_policy
     from ebatch.serve.service import ServeConfig
 
     if timesteps == "auto":
@@ -71,10 +71,7 @@ def serve(
             t = int(timesteps)
         except ValueError:
             raise ValueError(f"timesteps: an integer >= 1 or 'auto', got {timesteps!r}") from None
-    specs = parse_policies(policy)
-    if len(specs) != 1:
-        raise ValueError(f"policy: serve runs one policy, got {len(specs)} in {policy!r}")
-    (policy_name, policy_params), = specs
+    policy_name, policy_params = parse_policy(policy, "serve")
     config = ServeConfig(
         model=model, name=name or None, cell=cell, seed=seed, policy=policy_name, policy_params=policy_params,
         batch_size=batch_size, timesteps=t,

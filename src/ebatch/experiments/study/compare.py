@@ -29,7 +29,7 @@ from ebatch.workload import Workload
 
 __all__ = [
     "PolicySpec", "Progress", "RATIO_KEYS", "apply_defaults", "compare", "comparison_rows", "parse_policies",
-    "policy_labels",
+    "parse_policy", "policy_labels",
 ]
 
 #: A policy by name and its parameters, e.g. ``("ebatch", {"timesteps": 32})``.
@@ -85,6 +85,14 @@ def parse_policies(text: str) -> list[PolicySpec]:
                 raise ValueError(f"policies: {pair!r} in {token!r} is not KEY=VALUE (e.g. ebatch:timesteps=32)")
             specs[-1][1][key] = _parse_value(value)
     return specs
+
+
+def parse_policy(text: str, runner: str) -> PolicySpec:
+    """Exactly one ``NAME[:KEY=VALUE...]`` (for ``runner``, which runs one policy, e.g. a server)."""
+    specs = parse_policies(text)
+    if len(specs) != 1:
+        raise ValueError(f"policy: {runner} runs one policy, got {len(specs)} in {text!r}")
+    return specs[0]
 
 
 def _check_name(name: str) -> None:
