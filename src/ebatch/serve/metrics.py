@@ -66,7 +66,8 @@ class _EnergyCollector:
 
 
 class _EngineCollector:
-    """``ebatch_engine_step_seconds_total{clock}``, read from the engine at each scrape."""
+    """``ebatch_engine_{step,schedule}_seconds_total{clock}`` and ``ebatch_engine_idle_seconds_total``, read
+    from the engine at each scrape."""
 
     def __init__(self, engine: OnlineEngine) -> None:
         self.engine = engine
@@ -77,6 +78,14 @@ class _EngineCollector:
         seconds.add_metric(["wall"], self.engine.step_s)
         seconds.add_metric(["cpu"], self.engine.step_cpu_s)
         yield seconds
+        schedule = CounterMetricFamily("ebatch_engine_schedule_seconds", "Time the engine's worker spent between "
+                                       "steps admitting, scheduling and answering: wall clock and CPU time.",
+                                       labels=["clock"])
+        schedule.add_metric(["wall"], self.engine.schedule_s)
+        schedule.add_metric(["cpu"], self.engine.schedule_cpu_s)
+        yield schedule
+        yield CounterMetricFamily("ebatch_engine_idle_seconds", "Time the engine's worker waited for work or for "
+                                  "the policy's wake time.", value=self.engine.idle_s)
 
 
 class ServeMetrics:

@@ -106,6 +106,12 @@ class OnlineEngine:
         #: (below 1 where other processes, or other threads holding the GIL, delay the worker)
         self.step_s = 0.0
         self.step_cpu_s = 0.0
+        #: seconds spent in :meth:`poll` outside steps (admitting, expiring, the policy's ``next_step``,
+        #: answering), wall clock and CPU; the simulator counts this time as zero
+        self.schedule_s = 0.0
+        self.schedule_cpu_s = 0.0
+        #: seconds the worker thread waited for work or for the policy's wake time
+        self.idle_s = 0.0
         self._thread: threading.Thread | None = None
         if start:
             self._thread = threading.Thread(target=self._serve, name="ebatch-online-engine", daemon=True)
@@ -233,6 +239,15 @@ class OnlineEngine:
     def poll(self) -> float | None:
         """One round: admit, cancel and expire, run at most one step. Returns the clock time at which to
         poll again when idle (``math.inf``: only new work can wake it), or ``None`` right after a step."""
+        begin, begin_cpu = self.clock(), time.thread_time()
+        step_s, step_cpu_s = self.step_s, self.step_cpu_s
+        try:
+            return self._round()
+        finally:
+            self.schedule_s += self.clock() - begin - (self.step_s - step_s)
+            self.schedule_cpu_s += time.thread_time() - begin_cpu - (self.step_cpu_s - step_cpu_s)
+
+    def _round(self) -> float | None:
         with self._lock:
             arrivals = list(self._inbox)
             self._inbox.clear()
@@ -328,5 +343,6 @@ class OnlineEngine:
                     return
                 if wake is None or self._inbox or self._cancels:
                     continue
-                timeout = None if wake == math.inf else max(0.0, wake - self.clock())
-                self._lock.wait(timeout)
+                begin = self.clock()
+                self._lock.wait(None if wake == math.inf else max(0.0, wake - begin))
+                self.idle_s += self.clock() - begin
