@@ -33,6 +33,7 @@ import numpy as np
 from ebatch import policies
 from ebatch.hardware.energy import EnergyMeter
 from ebatch.policies.base import Policy
+from ebatch.runtime.allocator import keep_freed_memory
 from ebatch.runtime.backend import ExecutorBackend
 from ebatch.runtime.executor import Executor
 from ebatch.runtime.numpy_executor import NumpyExecutor
@@ -63,10 +64,13 @@ def make_executor(weights: RNNWeights | ModelStages, backend: str = "auto", devi
     is installed, else ``"numpy"``. ``"compiled"`` (CPU): the whole recurrence of a step in C++
     (:mod:`ebatch.runtime.compiled_executor`); if it cannot be built, the torch executor with a one-line
     warning on the ``ebatch`` logger. ``"torch"``: torch ops column by column, CPU or CUDA.
-    ``"numpy"``: NumPy only.
+    ``"numpy"``: NumPy only. On the CPU the process keeps freed memory for reuse from here on
+    (:func:`~ebatch.runtime.allocator.keep_freed_memory`: a step's scratch arrays then do not page-fault).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if device in (None, "cpu"):
+        keep_freed_memory()
     if backend == "auto":
         if importlib.util.find_spec("torch") is None:
             backend = "numpy"
