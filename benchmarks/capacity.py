@@ -39,7 +39,7 @@ from ebatch.bench.loadgen import run_load
 from ebatch.bench.maxrate import find_max_rate
 from ebatch.bench.predict import ServerModel, simulated_load, simulated_max_rate
 from ebatch.bench.runtime import bench_model
-from ebatch.bench.schedule import make_schedule
+from ebatch.bench.schedule import Schedule, make_schedule
 from ebatch.bench.server_process import ServerProcess, core_share
 from ebatch.bench.throughput_check import check_throughput
 from ebatch.experiments.report.sections import write_section
@@ -133,6 +133,16 @@ def request_overhead_s(server: ServerProcess, length: int, input_size: int, repe
     return float(np.median(added))
 
 
+def warm_up(server: ServerProcess, slo_s: float) -> None:
+    """Two bursts of B of the workload's longest requests at once: the server's steps reach their largest
+    size, so its heap has grown to its peak (the executor keeps freed memory for reuse) before the first
+    probe, as a server's heap has after its first busy minutes."""
+    longest = np.sort(Workload.from_dataset(WORKLOAD).lengths)[-BATCH_SIZE:]
+    burst = Schedule(longest, np.zeros(BATCH_SIZE), float("inf"), "burst", 0.0, WORKLOAD)
+    for _ in range(2):
+        run_load(burst, server.url, server.name, slo_s, 20 * slo_s)
+
+
 def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, max_probes: int,
            seed: int) -> CapacityRow:
     """The real search from (a little under) the simulated prediction, then the prediction again at the share of
@@ -207,11 +217,10 @@ def run_model(name: str, args, page: dict) -> None:
         serve_args = ["--policy", policy_option(policy, with_batch(params)), "--batch-size", str(BATCH_SIZE),
                       "--max-queued-requests", "1000000", "--max-queued-cells", "1000000000"]
         with ServerProcess(name, serve_args) as server:
+            warm_up(server, slo_s)
             if overhead_s is None:
                 overhead_s = request_overhead_s(server, int(np.median(lengths)), weights.input_size)
                 page["overheads"].append((name, overhead_s))
-            else:
-                request_overhead_s(server, 100, weights.input_size, repeats=1)  # warm-up
             for arrival in args.arrivals:
                 print(f"  {label}, {arrival}:", file=sys.stderr)
                 model_of_server = replace(sim, policy=policy, params=with_batch(params), request_overhead_s=overhead_s)
@@ -261,13 +270,12 @@ def time_split(model, spec: HostSpec, policy: str, params: dict, lengths) -> dic
     result = Simulator(model, workload, policies.get(policy, **params), HostCostModel(spec, model),
                        keep_plan=True).run().result()
     steps = [step for _, step in result.plan]
-    per_cell = [2 * layer.gate_rows * (layer.output_size * spec.recurrent_s_per_flop
-                                       + layer.input_size * spec.input_s_per_flop) for layer in model.layers]
+    costs = [HostCostModel(spec, model).cost(step).breakdown for step in steps]
     columns = sum(step.width for step in steps)
     return {"step": len(steps) * spec.step_overhead_s,
             "segment": sum(step.seg_row.size for step in steps) * spec.segment_overhead_s,
             "column": columns * spec.column_overhead_s,
-            "cell": sum(step.useful_cells * per_cell[step.layer] for step in steps),
+            "cell": sum(c["recurrent_s"] + c["input_s"] for c in costs),
             "cells_per_column": sum(step.useful_cells for step in steps) / columns}
 
 
@@ -282,14 +290,16 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
              f"torch backend, 1 thread, B={BATCH_SIZE}, {WORKLOAD} lengths, random weights (seed 0).", "",
              "**Calibrated presets** (``ebatch calibrate``'s fit, in seconds of one core; share = this process's "
              "CPU / wall time while calibrating):", "",
-             "| model | step | segment | column | recurrent / flop | input / flop | fit error | share |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| model | step | segment | column | recurrent / flop | input / flop | narrow rows | narrow / flop "
+             "| fit error | share |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, spec, error, share in page["presets"]:
         lines.append(f"| {name} | {spec.step_overhead_s * 1e3:.3f} ms | {spec.segment_overhead_s * 1e6:.1f} us | "
                      f"{spec.column_overhead_s * 1e6:.1f} us | {spec.recurrent_s_per_flop:.3g} s | "
-                     f"{spec.input_s_per_flop:.3g} s | {error:.1%} | {share:.2f} |")
+                     f"{spec.input_s_per_flop:.3g} s | {spec.narrow_rows:g} | {spec.narrow_s_per_flop:.3g} s | "
+                     f"{error:.1%} | {share:.2f} |")
     lines += ["", "**Predicted against measured throughput** (offline, all queued at 0; measured = requests per "
-              "CPU second of the executor's thread, fastest of the repeats; wall = requests per wall second on "
+              "CPU second of the executor's thread, median of the repeats; wall = requests per wall second on "
               "this shared machine):", "",
               "| model | policy | requests | predicted req/s | measured req/s | predicted / measured | wall req/s |",
               "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -392,7 +402,7 @@ def main() -> None:
     parser.add_argument("--max-probes", type=int, default=None, help="per search (default 6; quick 4)")
     parser.add_argument("--requests", type=int, default=None, help="throughput check: requests (eesen: half); "
                         "default 32")
-    parser.add_argument("--repeats", type=int, default=1, help="throughput check: runs per policy (fastest kept)")
+    parser.add_argument("--repeats", type=int, default=1, help="throughput check: runs per policy (median kept)")
     parser.add_argument("--calibration-repeats", type=int, default=None, help="default 2 (quick 1)")
     parser.add_argument("--profile", action="store_true", help="only calibrate and show where each policy's "
                         "time goes (no servers); writes the 'capacity-profile' section")

@@ -4,6 +4,7 @@ the cost formula, and compare() simulates with a host preset."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -45,6 +46,37 @@ def test_fit_recovers_known_coefficients():
     data = json.loads(json.dumps(fitted.to_json(), allow_nan=False))
     assert data["name"] == "h" and len(data["timings"]) == len(timings)
     assert data["parameters"]["power_w"] == 5.0 and data["timings"][0]["columns"] == timings[0].columns
+
+
+def test_column_rows_counts_the_rows_holding_a_cell_in_each_column():
+    step = BatchStep(0, 0, 5, 4, [0, 1, 1, 3], [0, 1, 3, 4], [0, 1, 2, 3], [0, 0, 0, 0], [5, 2, 2, 1],
+                     [True] * 4)
+    assert step.column_rows().tolist() == [1, 2, 2, 2, 3]
+    assert int(step.column_rows().sum()) == step.useful_cells
+
+
+def test_narrow_term_prices_the_first_rows_of_each_column():
+    narrow = replace(SPEC, narrow_rows=2.0, narrow_s_per_flop=5e-10)
+    step = BatchStep(0, 0, 5, 4, [0, 1, 1, 3], [0, 1, 3, 4], [0, 1, 2, 3], [0, 0, 0, 0], [5, 2, 2, 1],
+                     [True] * 4)
+    extra = HostCostModel(narrow, MODEL).cost(step).time_s - HostCostModel(SPEC, MODEL).cost(step).time_s
+    assert extra == pytest.approx((1 + 2 + 2 + 2 + 2) * 2 * 64 * 16 * 5e-10)  # min(rows, 2) per column
+    shared = narrow.on_shared_core(0.5)
+    assert shared.narrow_rows == 2.0 and shared.narrow_s_per_flop == pytest.approx(1e-9)  # a count, not a time
+
+
+def test_fit_finds_the_narrow_rows_knee():
+    truth = replace(SPEC, narrow_rows=4.0, narrow_s_per_flop=6e-10)
+    model = HostCostModel(truth, MODEL)
+    steps = [_step(layer, r, c) for layer in (0, 1) for r in (1, 2, 3, 4, 6, 8, 12, 16) for c in (4, 16, 64)]
+    timings = [StepTiming.of(step, model.cost(step).time_s, "grid") for step in steps]
+    fitted = fit_host(MODEL, timings, "h", "test", power_w=5.0)
+    assert fitted.rel_rms_error < 1e-6 and fitted.spec.narrow_rows == 4.0
+    assert fitted.spec.narrow_s_per_flop == pytest.approx(6e-10, rel=1e-4)
+    assert fitted.spec.recurrent_s_per_flop == pytest.approx(3e-10, rel=1e-4)
+    linear = fit_host(MODEL, [StepTiming.of(s, HostCostModel(SPEC, MODEL).cost(s).time_s, "grid") for s in steps],
+                      "h", "test", power_w=5.0)
+    assert linear.spec.narrow_s_per_flop == pytest.approx(0.0, abs=1e-15)  # no knee in the data: none fitted
 
 
 def test_calibrate_writes_a_strict_preset_that_compare_simulates(tmp_path):

@@ -212,6 +212,11 @@ class BatchStep:
         """One past the column of each segment's last cell."""
         return self.seg_col + self.seg_length
 
+    def column_rows(self) -> np.ndarray:
+        """Rows holding a cell in each column, ``[width]`` (segments of one row never overlap)."""
+        ends = np.bincount(self.seg_col + self.seg_length, minlength=self.width + 1)
+        return np.cumsum(np.bincount(self.seg_col, minlength=self.width + 1) - ends)[: self.width]
+
     # ---- views ---------------------------------------------------------------------------------------
 
     def dense(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

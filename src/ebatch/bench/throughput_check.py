@@ -3,7 +3,8 @@
 For each policy, the same requests (lengths from a data set, random features, seed fixed) run offline
 (all queued at 0):
 
-- **measured**: ``Engine.run`` on the real executor, ``repeats`` times; the fastest run is kept.
+- **measured**: ``Engine.run`` on the real executor, ``repeats`` times; the median run is kept (as
+  ``ebatch calibrate`` keeps each step's median).
   ``measured_rps`` = requests / the run's CPU seconds on the calling thread (a single-threaded executor
   runs there, so this is the throughput of a core of its own, whatever else the machine runs);
   ``measured_wall_rps`` = requests / wall seconds (what a shared machine gave);
@@ -68,12 +69,13 @@ def check_throughput(weights: RNNWeights | ModelStages, spec: HostSpec, configs:
             progress(f"{model.name}: {label}")
         engine = Engine(weights, policy=name, backend=backend, threads=1, **params)
         engine.run(sequences[:2])  # warm-up
-        cpu_s = wall_s = float("inf")
+        cpu, wall = [], []
         for _ in range(repeats):
             cpu_start, wall_start = time.thread_time(), time.perf_counter()
             engine.run(sequences)
-            cpu_s = min(cpu_s, time.thread_time() - cpu_start)
-            wall_s = min(wall_s, time.perf_counter() - wall_start)
+            cpu.append(time.thread_time() - cpu_start)
+            wall.append(time.perf_counter() - wall_start)
+        cpu_s, wall_s = float(np.median(cpu)), float(np.median(wall))
         simulator = Simulator(model, workload, policies.get(name, **params), HostCostModel(spec, model))
         predicted = simulator.run().result().summary()["throughput_rps"]
         rows.append(ThroughputCheck(model.name, label, name, lengths.size, float(predicted), lengths.size / cpu_s,

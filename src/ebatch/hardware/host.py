@@ -13,6 +13,16 @@ per column; padded cells are skipped), so a step over ``columns`` time-steps of 
              + cells x 2 x gate_rows x output_size x recurrent_s_per_flop   (the per-column recurrent products)
              + cells x 2 x gate_rows x input_size  x input_s_per_flop       (the input GEMM)
 
+With ``narrow_rows`` k > 0 and ``narrow_s_per_flop`` > 0 (optional; 0, the default, leaves it out) the
+first k rows of every column cost more per recurrent flop::
+
+             + sum over columns of min(rows in the column, k) x 2 x gate_rows x output_size x narrow_s_per_flop
+
+Measured on AMD EPYC with torch 2.13's MKL-packed per-column GEMM (``ebatch calibrate``, lstm-2x512, 1000
+columns): a column's time grows by about 95 us a row up to 4 rows and 45 us a row above, so a model
+linear in cells underprices the 2-6-row steps an online server runs most (by up to 30 %) and overprices
+full ones. ``ebatch calibrate`` fits k over the rows it measures.
+
 A non-fused step (a run of cellular invocations) pays the step overhead once: on a host the weights stay
 in memory between invocations, unlike on an accelerator whose weight buffer is refilled. The executor
 reports a step's completions when the step returns (no notification in the middle of a step), so
@@ -42,6 +52,7 @@ import platform
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from ebatch import strict_yaml
@@ -80,6 +91,8 @@ class HostSpec:
     power_w: float
     weight_bandwidth_bytes_per_s: float = 0.0  # optional: 0 leaves the weight-read roofline out
     segment_overhead_s: float = 0.0  # optional: 0 where not measured
+    narrow_rows: float = 0.0  # optional: 0 leaves the narrow-column term out
+    narrow_s_per_flop: float = 0.0
     name: str = "host"
     description: str = ""
     sources: dict = field(default_factory=dict, compare=False)
@@ -91,7 +104,7 @@ class HostSpec:
     @classmethod
     def optional_names(cls) -> list[str]:
         """Parameters a preset may leave out (they default to 0: that part of the model is off)."""
-        return ["segment_overhead_s", "weight_bandwidth_bytes_per_s"]
+        return ["segment_overhead_s", "weight_bandwidth_bytes_per_s", "narrow_rows", "narrow_s_per_flop"]
 
     def on_shared_core(self, cpu_share: float) -> HostSpec:
         """This host when the executor's thread gets only ``cpu_share`` (0..1] of a core while it runs (a
@@ -100,7 +113,7 @@ class HostSpec:
         if not 0 < cpu_share <= 1:
             raise ValueError(f"cpu_share: must be in (0, 1], got {cpu_share}")
         scaled = {n: getattr(self, n) / cpu_share for n in self.parameter_names()
-                  if n not in ("power_w", "weight_bandwidth_bytes_per_s")}
+                  if n not in ("power_w", "weight_bandwidth_bytes_per_s", "narrow_rows")}
         return replace(self, **scaled, weight_bandwidth_bytes_per_s=self.weight_bandwidth_bytes_per_s * cpu_share,
                        description=f"{self.description} (a {cpu_share:.0%} share of a core)")
 
@@ -183,6 +196,9 @@ class HostCostModel:
         overhead_s = (spec.step_overhead_s + step.seg_row.size * spec.segment_overhead_s
                       + step.width * spec.column_overhead_s)
         recurrent_s = cells * 2 * layer.gate_rows * layer.output_size * spec.recurrent_s_per_flop
+        if spec.narrow_s_per_flop > 0 and spec.narrow_rows > 0:
+            narrow_cells = int(np.minimum(step.column_rows(), spec.narrow_rows).sum())
+            recurrent_s += narrow_cells * 2 * layer.gate_rows * layer.output_size * spec.narrow_s_per_flop
         input_s = cells * 2 * layer.gate_rows * layer.input_size * spec.input_s_per_flop
         weights_s = 0.0
         if spec.weight_bandwidth_bytes_per_s > 0:

@@ -1,7 +1,9 @@
 """``calibrate``: time this machine's executor on real steps and fit a :class:`~ebatch.hardware.host.HostSpec`.
 
 Two kinds of steps are timed, each on every layer direction of the model (a warm-up pass first, then
-``repeats`` passes; each step keeps its fastest pass, the least disturbed on a shared machine):
+``repeats`` passes; each step keeps the median of its passes, the time a step typically takes, which is
+what a server's steps take: the fastest pass is 7-20 % under the median on a shared machine, and a preset
+fitted to it predicted rates a server did not reach):
 
 - **grid**: for every (rows, columns) of a small grid, ``rows`` requests of ``columns`` time-steps each
   as one fused step (the shapes of a full batch);
@@ -13,9 +15,11 @@ Two kinds of steps are timed, each on every layer direction of the model (a warm
 
 The clock is the executor thread's CPU time with one CPU thread (a single-threaded executor runs on the
 calling thread, so this is the time it takes on a core of its own, whatever else the machine runs), and
-wall time otherwise (several threads, or a GPU). The host cost model's five coefficients (per step, per
-segment, per column, per recurrent flop, per input flop) are fitted by non-negative least squares on
-relative error. Bounded:
+wall time otherwise (several threads, or a GPU). The host cost model's six coefficients (per step, per
+segment, per column, per recurrent flop, per input flop, per recurrent flop of a column's first
+``narrow_rows`` rows) are fitted by non-negative least squares on relative error, for every ``narrow_rows``
+below the most rows measured; the best fit is kept. The grid measures every row count a step of a batch
+of 16 is likely to have often (1-4, 6, 8, 12, 16): a column's cost is not linear in its rows. Bounded:
 ``(repeats + 1) x (len(rows) x len(columns) + 3 policy runs)`` passes over the model.
 """
 
@@ -24,7 +28,7 @@ from __future__ import annotations
 import datetime
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -35,13 +39,15 @@ from ebatch.hardware.host import HostSpec, cpu_name
 from ebatch.model import RNNModel, get_model
 from ebatch.step import BatchStep
 
-__all__ = ["CALIBRATION_WORKLOAD", "Calibration", "LENGTH_DIVISOR", "StepTiming", "calibrate", "fit_host",
-           "measure_steps"]
+__all__ = ["CALIBRATION_WORKLOAD", "Calibration", "GRID_ROWS", "LENGTH_DIVISOR", "StepTiming", "calibrate",
+           "fit_host", "measure_steps"]
 
 CALIBRATION_WORKLOAD = "librispeech-dev-clean"
 LENGTH_DIVISOR = 8
+GRID_ROWS = (1, 2, 3, 4, 6, 8, 12, 16)
 POLICY_RUNS = (("padding", {}), ("cellular", {}), ("ebatch", {"timesteps": 16}))
-_NAMES = ("step_overhead_s", "segment_overhead_s", "column_overhead_s", "recurrent_s_per_flop", "input_s_per_flop")
+_NAMES = ("step_overhead_s", "segment_overhead_s", "column_overhead_s", "recurrent_s_per_flop", "input_s_per_flop",
+          "narrow_s_per_flop")
 
 
 @dataclass(frozen=True)
@@ -54,10 +60,17 @@ class StepTiming:
     cells: int
     time_s: float
     kind: str = "grid"
+    #: how many of its columns hold 0, 1, 2, ... rows (what the narrow-column term needs)
+    columns_by_rows: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, step: BatchStep, time_s: float, kind: str) -> StepTiming:
-        return cls(step.layer, int(step.seg_row.size), step.width, step.useful_cells, time_s, kind)
+        by_rows = tuple(np.bincount(step.column_rows(), minlength=step.slots + 1).tolist())
+        return cls(step.layer, int(step.seg_row.size), step.width, step.useful_cells, time_s, kind, by_rows)
+
+    def narrow_cells(self, narrow_rows: int) -> int:
+        """Cells among the first ``narrow_rows`` rows of each column."""
+        return sum(count * min(rows, narrow_rows) for rows, count in enumerate(self.columns_by_rows))
 
 
 @dataclass(frozen=True)
@@ -82,10 +95,11 @@ class Calibration:
         })
 
 
-def _features(model: RNNModel, t: StepTiming) -> list[float]:
+def _features(model: RNNModel, t: StepTiming, narrow_rows: int) -> list[float]:
     layer = model.layers[t.layer]
-    return [1.0, float(t.segments), float(t.columns), t.cells * 2.0 * layer.gate_rows * layer.output_size,
-            t.cells * 2.0 * layer.gate_rows * layer.input_size]
+    recurrent_flops = 2.0 * layer.gate_rows * layer.output_size
+    return [1.0, float(t.segments), float(t.columns), t.cells * recurrent_flops,
+            t.cells * 2.0 * layer.gate_rows * layer.input_size, t.narrow_cells(narrow_rows) * recurrent_flops]
 
 
 def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -167,9 +181,9 @@ def _policy_pass(executor, model: RNNModel, clock, batch_size: int, inputs) -> l
 
 
 def measure_steps(model: str | RNNModel, backend: str = "torch", threads: int | None = 1,
-                  rows: tuple[int, ...] = (1, 4, 16), columns: tuple[int, ...] = (4, 16, 64, 512), repeats: int = 2,
+                  rows: tuple[int, ...] = GRID_ROWS, columns: tuple[int, ...] = (4, 16, 64, 512), repeats: int = 2,
                   seed: int = 0, policy_requests: int = 48, device: str | None = None) -> list[StepTiming]:
-    """The fastest of ``repeats`` timings of every grid and policy step (``policy_requests=0``: grid only);
+    """The median of ``repeats`` timings of every grid and policy step (``policy_requests=0``: grid only);
     the first pass is not kept (on CUDA it captures the step shapes' graphs). ``device``: ``"cuda"`` for
     the torch backend on a GPU (timed in wall time)."""
     from ebatch.runtime.engine import make_executor
@@ -190,7 +204,7 @@ def measure_steps(model: str | RNNModel, backend: str = "torch", threads: int | 
         if inputs:
             timings += _policy_pass(executor, model, clock, max(rows), inputs)
         passes.append(timings)
-    return [min(same, key=lambda t: t.time_s) for same in zip(*passes[1:])]
+    return [replace(same[0], time_s=float(np.median([t.time_s for t in same]))) for same in zip(*passes[1:])]
 
 
 def fit_host(model: str | RNNModel, timings: list[StepTiming], name: str, source: str,
@@ -198,19 +212,27 @@ def fit_host(model: str | RNNModel, timings: list[StepTiming], name: str, source
     """The non-negative least-squares fit of the host cost model to ``timings`` (relative error; ``machine``:
     what ran them, for the description; this CPU by default)."""
     model = get_model(model) if isinstance(model, str) else model
-    a = np.array([_features(model, t) for t in timings])
     b = np.array([t.time_s for t in timings])
     weights = 1.0 / b  # relative error: short steps count as much as long ones
-    coef = _nnls(a * weights[:, None], b * weights)
-    fitted = a @ coef
-    rel = float(np.sqrt(np.mean((fitted - b) ** 2 / b**2)))
+    most_rows = max((len(t.columns_by_rows) - 1 for t in timings), default=0)
+    fits = []
+    for narrow_rows in range(1, most_rows) or [0]:  # k = the most rows measured would only rescale the cells
+        a = np.array([_features(model, t, narrow_rows) for t in timings])
+        coef = _nnls(a * weights[:, None], b * weights)
+        fitted = a @ coef
+        fits.append((float(np.sqrt(np.mean((fitted - b) ** 2 / b**2))), narrow_rows, coef, fitted))
+    rel, narrow_rows, coef, fitted = min(fits, key=lambda f: f[0])
+    if coef[-1] == 0:
+        narrow_rows = 0  # the term is off: no row count to report
     kinds = np.array([t.kind for t in timings])
     ratios = {k: float(fitted[kinds == k].sum() / b[kinds == k].sum()) for k in dict.fromkeys(kinds.tolist())}
-    sources = {n: f"{source}; fit of {len(timings)} steps, relative RMS error {rel:.1%}" for n in _NAMES}
+    sources = {n: f"{source}; fit of {len(timings)} steps, relative RMS error {rel:.1%}"
+               for n in (*_NAMES, "narrow_rows")}
+    sources["narrow_rows"] += f" (the best of 1..{max(1, most_rows - 1)} rows)"
     sources["power_w"] = "assumption: estimated energy only (power x time), not measured; set with --power-w"
     sources["weight_bandwidth_bytes_per_s"] = "not fitted: 0 leaves the weight-read roofline out"
-    spec = HostSpec(**dict(zip(_NAMES, map(float, coef))), power_w=float(power_w), name=name,
-                    description=f"ebatch executor on {machine or cpu_name()}, fitted by ebatch calibrate",
+    spec = HostSpec(**dict(zip(_NAMES, map(float, coef))), narrow_rows=float(narrow_rows), power_w=float(power_w),
+                    name=name, description=f"ebatch executor on {machine or cpu_name()}, fitted by ebatch calibrate",
                     sources=sources)
     return Calibration(spec, tuple(timings), rel, ratios)
 
@@ -221,7 +243,7 @@ def _cpu_clock(threads: int | None, device: str | None) -> bool:
 
 
 def calibrate(model: str | RNNModel, backend: str = "torch", threads: int | None = 1, repeats: int = 2,
-              power_w: float = ASSUMED_POWER_W, rows: tuple[int, ...] = (1, 4, 16),
+              power_w: float = ASSUMED_POWER_W, rows: tuple[int, ...] = GRID_ROWS,
               columns: tuple[int, ...] = (4, 16, 64, 512), policy_requests: int = 48,
               device: str | None = None) -> Calibration:
     """Measure and fit; the preset's sources name the CPU (or GPU), backend, threads, clock and date."""
