@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import numpy as np
 import pytest
 
 from ebatch.bench.loadgen import LoadResult, RequestRecord, run_load, summarize
-from ebatch.bench.maxrate import find_max_rate
+from ebatch.bench.maxrate import find_max_rate, is_burst
 from ebatch.bench.schedule import make_schedule, send_times_s
 
 
@@ -79,6 +80,10 @@ def test_find_max_rate_stops_at_a_probe_sent_as_one_burst_within_the_slo():
     found = find_max_rate(lambda r: _result(r, 0.5, requests=50), start_rps=10, max_probes=12)
     assert [p.rate_rps for p in found.probes] == [10, 20, 40, 80]
     assert found.max_rate_rps == 80 and found.probe_limited
+    # 3 requests asked at 1/s span 2 s, over the 1 s SLO: drawn by chance within 0.2 s, they are still no
+    # burst; nor are 3 asked at 10/s but drawn over 2 s (a short draw)
+    assert is_burst(_result(80, 0.5, requests=50)) and not is_burst(replace(_result(1, 0.5, 3), offered_rps=10.0))
+    assert not is_burst(replace(_result(10, 0.5, 3), offered_rps=1.0))
 
 
 class _SerialStub(BaseHTTPRequestHandler):

@@ -33,9 +33,12 @@ class MaxRateSearch:
 
 
 def is_burst(result: LoadResult) -> bool:
-    """Whether all of a probe's requests were sent within less than its SLO (``offered_rps`` spans the sends)."""
-    send_span_s = (result.requests - 1) / result.offered_rps if result.offered_rps > 0 else 0.0
-    return send_span_s < result.slo_p99_s
+    """Whether a probe's requests were sent within less than its SLO, both as drawn (``offered_rps`` spans
+    the sends) and at the rate asked for: a few requests drawn at a low rate may by chance fall within the
+    SLO, or a short draw hold fewer of them than the rate asks, and such a probe is no burst."""
+    gaps = result.requests - 1
+    sent_span_s = gaps / result.offered_rps if result.offered_rps > 0 else 0.0
+    return max(sent_span_s, gaps / result.rate_rps) < result.slo_p99_s
 
 
 def find_max_rate(probe: Callable[[float], LoadResult], start_rps: float, rel_tolerance: float = 0.1,
