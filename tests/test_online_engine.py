@@ -144,7 +144,7 @@ def test_deadline_expires_only_while_queued():
     assert isinstance(second.exception(timeout=0), DeadlineExceeded)
 
 
-def test_time_in_steps_is_counted_on_the_engine_clock_and_in_cpu_time():
+def test_time_in_steps_and_between_them_is_counted_on_the_engine_clock_and_in_cpu_time():
     weights = RNNWeights.random(MODELS["uni"], seed=0)
     clock = FakeClock()
     executor = make_executor(weights, "numpy")
@@ -155,16 +155,26 @@ def test_time_in_steps_is_counted_on_the_engine_clock_and_in_cpu_time():
         return execute(step)
 
     executor.execute = slow_execute
-    engine = OnlineEngine(executor, policies.get("ebatch", batch_size=2, timesteps=2), clock=clock, start=False)
+    policy = policies.get("ebatch", batch_size=2, timesteps=2)
+    next_step = policy.next_step
+
+    def slow_next_step(now_s):  # every scheduling decision takes 0.1 s: time between steps
+        clock.now_s += 0.1
+        return next_step(now_s)
+
+    policy.next_step = slow_next_step
+    engine = OnlineEngine(executor, policy, clock=clock, start=False)
     futures = [engine.submit(x) for x in sequences_of([3, 5, 2], 3)]
-    clock.now_s = 10.0  # time between steps (waiting, admission) is not step time
-    cpu_before = time.thread_time()
+    clock.now_s = 10.0  # time waiting is neither step nor schedule time
+    cpu_before, polls = time.thread_time(), 0
     while engine.in_flight:
         engine.poll()
+        polls += 1
     cpu_s = time.thread_time() - cpu_before
     assert all(f.result(timeout=0).output.shape[1] == 4 for f in futures)
     assert engine.steps > 0 and engine.step_s == pytest.approx(0.25 * engine.steps)
-    assert 0 < engine.step_cpu_s <= cpu_s
+    assert engine.schedule_s == pytest.approx(0.1 * polls) and engine.idle_s == 0.0  # poll() never waits
+    assert min(engine.step_cpu_s, engine.schedule_cpu_s) > 0 and engine.step_cpu_s + engine.schedule_cpu_s <= cpu_s
 
 
 def test_close_drains_what_was_admitted_then_refuses():

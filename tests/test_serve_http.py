@@ -264,3 +264,6 @@ def test_metrics_expose_cells_histograms_and_gauges_in_base_units():
     wall_s = values['ebatch_engine_step_seconds_total{clock="wall"}']
     cpu_s = values['ebatch_engine_step_seconds_total{clock="cpu"}']
     assert wall_s > 0 and 0 < cpu_s <= 1.05 * wall_s + 0.01  # a thread's CPU time cannot outrun the clock
+    schedule_s = values['ebatch_engine_schedule_seconds_total{clock="wall"}']
+    assert schedule_s > 0 and 0 <= values['ebatch_engine_schedule_seconds_total{clock="cpu"}'] <= schedule_s + 0.01
+    assert values["ebatch_engine_idle_seconds_total"] > 0  # the worker waited before the requests came
