@@ -26,3 +26,13 @@ def test_a_freed_block_is_reused_without_page_faults():
     _faults_touching(size)
     pages = size // resource.getpagesize()
     assert _faults_touching(size) < pages // 20  # the heap kept the block: (almost) no new pages
+
+
+def test_the_environment_can_leave_malloc_alone():
+    import subprocess
+    import sys
+
+    code = "from ebatch.runtime.allocator import keep_freed_memory; print(keep_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], env={"EBATCH_SYSTEM_MALLOC": "1", "PATH": ""},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -11,7 +11,8 @@ advises a caching allocator (jemalloc or tcmalloc) for the same reason.
 ``M_TRIM_THRESHOLD`` to 2 GiB (freed memory up to that is not handed back to the system) and ``M_ARENA_MAX=1`` (threads
 share the main heap, whose freed chunks every later step reuses). The price: the process holds its peak
 memory until it exits, as a caching allocator does. Call it before the process starts threads (an arena
-given to a thread before stays). It does nothing where the C library is not glibc.
+given to a thread before stays). It does nothing where the C library is not glibc, or where the
+environment sets ``EBATCH_SYSTEM_MALLOC=1`` (a process that must hand memory back, at the cost above).
 """
 
 from __future__ import annotations
@@ -19,9 +20,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import platform
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["SYSTEM_MALLOC_ENV", "keep_freed_memory"]
+
+#: set to 1 to leave glibc's malloc as it is
+SYSTEM_MALLOC_ENV = "EBATCH_SYSTEM_MALLOC"
 
 _M_TRIM_THRESHOLD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -4, -8  # glibc's malloc.h
 _TRIM_THRESHOLD_BYTES = 2**31 - 1  # the largest value mallopt takes (an int)
@@ -30,6 +35,8 @@ _TRIM_THRESHOLD_BYTES = 2**31 - 1  # the largest value mallopt takes (an int)
 @functools.cache
 def keep_freed_memory() -> bool:
     """Tune glibc ``malloc`` as the module docstring says (once per process); returns whether it applied."""
+    if os.environ.get(SYSTEM_MALLOC_ENV) == "1":
+        return False
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
