@@ -270,7 +270,8 @@ def time_split(model, spec: HostSpec, policy: str, params: dict, lengths) -> dic
     result = Simulator(model, workload, policies.get(policy, **params), HostCostModel(spec, model),
                        keep_plan=True).run().result()
     steps = [step for _, step in result.plan]
-    costs = [HostCostModel(spec, model).cost(step).breakdown for step in steps]
+    prices = HostCostModel(spec, model)
+    costs = [prices.cost(step).breakdown for step in steps]
     columns = sum(step.width for step in steps)
     return {"step": len(steps) * spec.step_overhead_s,
             "segment": sum(step.seg_row.size for step in steps) * spec.segment_overhead_s,

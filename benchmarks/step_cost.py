@@ -39,8 +39,7 @@ ROWS = (1, 2, 3, 4, 6, 8, 12, 16)
 
 
 def _step(rows: int, width: int) -> BatchStep:
-    return BatchStep(0, 0, width, max(ROWS), range(rows), [0] * rows, range(rows), [0] * rows, [width] * rows,
-                     [True] * rows)
+    return BatchStep.one_per_row(0, 0, width, max(ROWS), range(rows), [0] * rows, [True] * rows, fused=True)
 
 
 def measure(model_name: str, width: int, repeats: int) -> list[tuple[int, float, float, float, float]]:

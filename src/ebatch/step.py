@@ -214,7 +214,7 @@ class BatchStep:
 
     def column_rows(self) -> np.ndarray:
         """Rows holding a cell in each column, ``[width]`` (segments of one row never overlap)."""
-        ends = np.bincount(self.seg_col + self.seg_length, minlength=self.width + 1)
+        ends = np.bincount(self.seg_end_col, minlength=self.width + 1)
         return np.cumsum(np.bincount(self.seg_col, minlength=self.width + 1) - ends)[: self.width]
 
     # ---- views ---------------------------------------------------------------------------------------

@@ -195,10 +195,11 @@ class HostCostModel:
         cells = step.useful_cells
         overhead_s = (spec.step_overhead_s + step.seg_row.size * spec.segment_overhead_s
                       + step.width * spec.column_overhead_s)
-        recurrent_s = cells * 2 * layer.gate_rows * layer.output_size * spec.recurrent_s_per_flop
+        recurrent_flops_per_cell = 2 * layer.gate_rows * layer.output_size
+        recurrent_s = cells * recurrent_flops_per_cell * spec.recurrent_s_per_flop
         if spec.narrow_s_per_flop > 0 and spec.narrow_rows > 0:
             narrow_cells = int(np.minimum(step.column_rows(), spec.narrow_rows).sum())
-            recurrent_s += narrow_cells * 2 * layer.gate_rows * layer.output_size * spec.narrow_s_per_flop
+            recurrent_s += narrow_cells * recurrent_flops_per_cell * spec.narrow_s_per_flop
         input_s = cells * 2 * layer.gate_rows * layer.input_size * spec.input_s_per_flop
         weights_s = 0.0
         if spec.weight_bandwidth_bytes_per_s > 0:

@@ -95,11 +95,16 @@ class Calibration:
         })
 
 
-def _features(model: RNNModel, t: StepTiming, narrow_rows: int) -> list[float]:
+def _features(model: RNNModel, t: StepTiming) -> list[float]:
+    """The terms of every coefficient but the narrow-column one (:func:`_recurrent_flops` times narrow cells)."""
     layer = model.layers[t.layer]
-    recurrent_flops = 2.0 * layer.gate_rows * layer.output_size
-    return [1.0, float(t.segments), float(t.columns), t.cells * recurrent_flops,
-            t.cells * 2.0 * layer.gate_rows * layer.input_size, t.narrow_cells(narrow_rows) * recurrent_flops]
+    return [1.0, float(t.segments), float(t.columns), t.cells * _recurrent_flops(model, t),
+            t.cells * 2.0 * layer.gate_rows * layer.input_size]
+
+
+def _recurrent_flops(model: RNNModel, t: StepTiming) -> float:
+    layer = model.layers[t.layer]
+    return 2.0 * layer.gate_rows * layer.output_size
 
 
 def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -215,9 +220,12 @@ def fit_host(model: str | RNNModel, timings: list[StepTiming], name: str, source
     b = np.array([t.time_s for t in timings])
     weights = 1.0 / b  # relative error: short steps count as much as long ones
     most_rows = max((len(t.columns_by_rows) - 1 for t in timings), default=0)
+    base = np.array([_features(model, t) for t in timings])
+    recurrent_flops = np.array([_recurrent_flops(model, t) for t in timings])
     fits = []
     for narrow_rows in range(1, most_rows) or [0]:  # k = the most rows measured would only rescale the cells
-        a = np.array([_features(model, t, narrow_rows) for t in timings])
+        narrow = np.array([t.narrow_cells(narrow_rows) for t in timings]) * recurrent_flops
+        a = np.column_stack([base, narrow])
         coef = _nnls(a * weights[:, None], b * weights)
         fitted = a @ coef
         fits.append((float(np.sqrt(np.mean((fitted - b) ** 2 / b**2))), narrow_rows, coef, fitted))
