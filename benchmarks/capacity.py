@@ -12,7 +12,7 @@ Per served model (torch backend, 1 thread, B=16, LibriSpeech test-clean lengths,
    compute (the per-request constant the prediction adds).
 4. **Max rate at the SLO** (the 20 % check), per policy and arrival process: a server subprocess per policy;
    :func:`~ebatch.bench.maxrate.find_max_rate` with real probes (bounded: requests sent within
-   ``PROBE_S_PER_SLO x SLO`` seconds, each answered within ``TIMEOUT_PER_SLO x SLO``, at most
+   ``--probe-slos x SLO`` seconds, each answered within ``TIMEOUT_PER_SLO x SLO``, at most
    ``--max-probes`` probes, starting from the simulated prediction, bisecting to ``TOLERANCE``); the share of
    a core the server's steps got during each probe, from its metrics (:mod:`ebatch.bench.server_process`);
    then the same search simulated
@@ -53,7 +53,10 @@ WORKLOAD = "librispeech-test-clean"
 BATCH_SIZE = 16
 #: the p99 SLO per model, and why (see the page)
 SLO_S = {"lstm-2x512": 4.0, "eesen": 10.0}
-PROBE_S_PER_SLO = 1.5  # a probe sends for 1.5 x SLO seconds
+PROBE_SLOS = 3.0  # a probe sends for 3 x SLO seconds by default (--probe-slos; why: --probe-study, the page)
+PROBE_STUDY_SLOS = (1.5, 3.0, 6.0)  # the probe lengths --probe-study compares
+PROBE_STUDY_SEEDS = 5  # ... each on this many schedules
+STUDY_RATE_STEP = 0.85  # the elasticity compares the p99 at the answer with the p99 at 0.85 x the answer
 TIMEOUT_PER_SLO = 1.1  # a request unanswered after 1.1 x SLO has failed it anyway
 MAX_PROBE_REQUESTS = 400
 GROWTH = 1.25  # the search's bracketing factor: it starts near the prediction
@@ -143,13 +146,17 @@ def warm_up(server: ServerProcess, slo_s: float) -> None:
         run_load(burst, server.url, server.name, slo_s, 20 * slo_s)
 
 
-def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, max_probes: int,
+def probe_bounds(slo_s: float, probe_slos: float, arrival: str, seed: int) -> dict:
+    """A probe's bounds and draw (``make_schedule``'s options): requests sent within ``probe_slos`` SLOs."""
+    return {"requests": MAX_PROBE_REQUESTS, "duration_s": probe_slos * slo_s, "cv": ARRIVALS[arrival], "seed": seed}
+
+
+def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, max_probes: int, probe_slos: float,
            seed: int) -> CapacityRow:
     """The real search from (a little under) the simulated prediction, then the prediction again at the share of
     a core the server's threads got during the probes that decided the answer; each real probe is also
     simulated at its own share (does the simulator agree that it passed or failed?)."""
-    cv = ARRIVALS[arrival]
-    bounds = {"requests": MAX_PROBE_REQUESTS, "duration_s": PROBE_S_PER_SLO * slo_s, "cv": cv, "seed": seed}
+    bounds = probe_bounds(slo_s, probe_slos, arrival, seed)
     timeout_s = TIMEOUT_PER_SLO * slo_s
 
     def predicted(share: float, start_rps: float) -> float:
@@ -187,9 +194,9 @@ def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, 
                        p99_at_max, rerun, simulated_p99.get(found.max_rate_rps, float("nan")))
 
 
-def fixed_timesteps(sim: ServerModel, slo_s: float) -> int:
+def fixed_timesteps(sim: ServerModel, slo_s: float, probe_slos: float) -> int:
     """The fixed T of :data:`FIXED_T` with the highest simulated max rate (Poisson) on this host."""
-    bounds = {"requests": MAX_PROBE_REQUESTS, "duration_s": PROBE_S_PER_SLO * slo_s, "seed": 0}
+    bounds = probe_bounds(slo_s, probe_slos, "poisson", 0)
     rates = {t: simulated_max_rate(replace(sim, params=with_batch({"timesteps": t})), WORKLOAD, "poisson", slo_s,
                                    1.0, rel_tolerance=0.02, max_probes=24, timeout_s=TIMEOUT_PER_SLO * slo_s,
                                    **bounds).max_rate_rps for t in FIXED_T}
@@ -203,7 +210,7 @@ def run_model(name: str, args, page: dict) -> None:
     spec, fit_error, share = calibrated(model, args.calibration_repeats)
     page["presets"].append((name, spec, fit_error, share))
     sim = ServerModel(model, spec, "ebatch", with_batch({"timesteps": 16}), 0.0, share)
-    fixed_t = fixed_timesteps(sim, slo_s)
+    fixed_t = fixed_timesteps(sim, slo_s, args.probe_slos)
     chosen = configs(slo_s, fixed_t, args.quick)
     n = args.requests if name != "eesen" else max(BATCH_SIZE + 1, args.requests // 2)
     lengths = Workload.from_dataset(WORKLOAD, n=n, seed=args.seed).lengths
@@ -224,7 +231,7 @@ def run_model(name: str, args, page: dict) -> None:
             for arrival in args.arrivals:
                 print(f"  {label}, {arrival}:", file=sys.stderr)
                 model_of_server = replace(sim, policy=policy, params=with_batch(params), request_overhead_s=overhead_s)
-                row = search(server, model_of_server, arrival, slo_s, args.max_probes, args.seed)
+                row = search(server, model_of_server, arrival, slo_s, args.max_probes, args.probe_slos, args.seed)
                 page["capacity"].append(replace(row, label=label))
                 sim = replace(sim, cpu_share=row.cpu_share)
 
@@ -262,6 +269,54 @@ def profile(names: list[str], args) -> str:
             lines.append(f"| {name} | {label} | {total:.1f} | " + " | ".join(f"{split[k] / total:.0%}" for k in terms)
                          + f" | {split['cells_per_column']:.1f} |")
     return "\n".join(lines)
+
+
+def probe_study(names: list[str], args) -> str:
+    """How the probe's length shapes the max-rate search's answer, simulated on a preset calibrated just
+    before (no servers): per policy, arrival process and probe length, the answer's median and spread over
+    schedules drawn with different seeds, and the p99's elasticity to the rate near the answer. A p99 off
+    by a fraction e moves the answer by about e / elasticity: where the elasticity is well under 1, a few
+    per cent of error in the p99 (the simulator's, or the machine's run-to-run noise) is a large error in
+    the rate, and the 20 % check is ill-conditioned."""
+    lines = ["## Probe length, simulated (generated)", "",
+             f"`{' '.join(['python benchmarks/capacity.py', *sys.argv[1:]])}` on {cpu_name()}, "
+             f"{datetime.date.today().isoformat()}: the max-rate search simulated on a preset calibrated just "
+             f"before, on {PROBE_STUDY_SEEDS} schedules (seeds 0-{PROBE_STUDY_SEEDS - 1}) per probe length; "
+             f"elasticity: d log p99 / d log rate between {STUDY_RATE_STEP:g}x the answer and the answer, "
+             "median over the schedules.", "",
+             "| model | policy | arrival | probe | max rate: median | spread (cv over schedules) | p99 elasticity |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for name in names:
+        model = bench_model(name)
+        slo_s = SLO_S[name]
+        sim = ServerModel(model, calibrated(model, args.calibration_repeats)[0], "ebatch", with_batch({}))
+        for label, policy, params in configs(slo_s, fixed_timesteps(sim, slo_s, args.probe_slos), quick=False):
+            for arrival in args.arrivals:
+                for probe_slos in PROBE_STUDY_SLOS:
+                    rates, elasticity = searched_rates(replace(sim, policy=policy, params=with_batch(params)),
+                                                       arrival, slo_s, probe_slos)
+                    lines.append(f"| {name} | {label} | {arrival} | {probe_slos:g} x SLO | {np.median(rates):.3g} "
+                                 f"| {np.std(rates) / np.mean(rates):.0%} | {elasticity:.2f} |")
+                    print(lines[-1], file=sys.stderr)
+    return "\n".join(lines)
+
+
+def searched_rates(sim: ServerModel, arrival: str, slo_s: float, probe_slos: float) -> tuple[np.ndarray, float]:
+    """The simulated search's answer on each of the study's schedules, and the median elasticity (NaN if no
+    schedule gives a finite one)."""
+    timeout_s = TIMEOUT_PER_SLO * slo_s
+    rates, elasticities = [], []
+    for seed in range(PROBE_STUDY_SEEDS):
+        bounds = probe_bounds(slo_s, probe_slos, arrival, seed)
+        rate = simulated_max_rate(sim, WORKLOAD, arrival, slo_s, 1.0, rel_tolerance=0.02, max_probes=24,
+                                  timeout_s=timeout_s, **bounds).max_rate_rps
+        rates.append(rate)
+        if rate > 0:
+            low, high = (simulated_load(sim, make_schedule(WORKLOAD, arrival, r, **bounds), slo_s, timeout_s).p99_s
+                         for r in (STUDY_RATE_STEP * rate, rate))
+            if low > 0 and np.isfinite(high):
+                elasticities.append(np.log(high / low) / -np.log(STUDY_RATE_STEP))
+    return np.array(rates), float(np.median(elasticities)) if elasticities else float("nan")
 
 
 def time_split(model, spec: HostSpec, policy: str, params: dict, lengths) -> dict:
@@ -308,7 +363,8 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
         lines.append(f"| {c.model} | {c.label} | {c.requests} | {c.predicted_rps:.2f} | {c.measured_rps:.2f} | "
                      f"**{c.ratio:.2f}** | {c.measured_wall_rps:.2f} |")
     lines += ["", f"Within 15 %: {throughput_within(page['throughput'])} of {len(page['throughput'])}.", "",
-              "**Highest rate at the p99 SLO** (measured: the highest passing probe, and the lowest failing "
+              f"**Highest rate at the p99 SLO** (each probe sends for {page['probe_slos']:g} x the SLO, at most "
+              f"{MAX_PROBE_REQUESTS} requests; measured: the highest passing probe, and the lowest failing "
               "one above it; probes: how many the search ran, and for how many of them the simulator, at the "
               "share of a core the server's steps got during that probe, agrees that it passed or failed; "
               "predicted: the same search simulated on the same schedules at the share measured during the two "
@@ -407,6 +463,10 @@ def main() -> None:
     parser.add_argument("--calibration-repeats", type=int, default=None, help="default 2 (quick 1)")
     parser.add_argument("--profile", action="store_true", help="only calibrate and show where each policy's "
                         "time goes (no servers); writes the 'capacity-profile' section")
+    parser.add_argument("--probe-slos", type=float, default=PROBE_SLOS, help="a probe sends for this many SLOs "
+                        f"(default {PROBE_SLOS:g}; see --probe-study)")
+    parser.add_argument("--probe-study", action="store_true", help="only calibrate and simulate the search "
+                        "with probes of 1.5-6 SLOs (no servers); writes the 'capacity-probes' section")
     parser.add_argument("--summary", type=Path, help="Markdown file whose 'capacity-summary' section to (re)write "
                         "with the targets and the checks' counts, e.g. docs/serving.md")
     parser.add_argument("--seed", type=int, default=0)
@@ -427,15 +487,19 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    if args.profile:
-        text = profile(args.models, args)
-        if args.out:
-            write_section(args.out, "capacity-profile", text, title="# Serving capacity")
-        print(text)
-        return
+    if not args.probe_slos > 0:
+        parser.error(f"--probe-slos: must be > 0, got {args.probe_slos}")
+    for flag, section, study in ((args.profile, "capacity-profile", profile),
+                                 (args.probe_study, "capacity-probes", probe_study)):
+        if flag:
+            text = study(args.models, args)
+            if args.out:
+                write_section(args.out, section, text, title="# Serving capacity")
+            print(text)
+            return
     load_before = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     begin = time.perf_counter()
-    page = {"presets": [], "throughput": [], "capacity": [], "overheads": []}
+    page = {"presets": [], "throughput": [], "capacity": [], "overheads": [], "probe_slos": args.probe_slos}
     for name in args.models:
         run_model(name, args, page)
     if not args.quick:
