@@ -45,8 +45,10 @@ from ebatch.bench.throughput_check import check_throughput
 from ebatch.experiments.report.sections import write_section
 from ebatch.experiments.study.calibrate import calibrate
 from ebatch.hardware.host import HostCostModel, HostSpec, cpu_name
+from ebatch.runtime.engine import make_executor
 from ebatch.runtime.weights import RNNWeights
 from ebatch.sim.engine import Simulator
+from ebatch.step import BatchStep
 from ebatch.workload import Workload
 
 WORKLOAD = "librispeech-test-clean"
@@ -56,6 +58,7 @@ SLO_S = {"lstm-2x512": 4.0, "eesen": 10.0}
 PROBE_SLOS = 3.0  # a probe sends for 3 x SLO seconds by default (--probe-slos; why: --probe-study, the page)
 PROBE_STUDY_SLOS = (1.5, 3.0, 6.0)  # the probe lengths --probe-study compares
 PROBE_STUDY_SEEDS = 5  # ... each on this many schedules
+GAUGE_ROWS, GAUGE_COLUMNS, GAUGE_REPEATS = 8, 256, 7  # SpeedGauge's reference step
 STUDY_RATE_STEP = 0.85  # the elasticity compares the p99 at the answer with the p99 at 0.85 x the answer
 TIMEOUT_PER_SLO = 1.1  # a request unanswered after 1.1 x SLO has failed it anyway
 MAX_PROBE_REQUESTS = 400
@@ -78,8 +81,9 @@ class CapacityRow:
     probes: int
     probes_agreeing: int
     predicted_rps: float
-    predicted_own_core_rps: float
+    predicted_calibrated_speed_rps: float  # ... the same at the speed the machine had when calibrated
     cpu_share: float
+    speed: float  # the machine's speed before the search against at calibration (SpeedGauge)
     search_s: float
     p99_at_max_s: float = float("nan")  # the highest passing probe's p99: measured, ...
     p99_rerun_s: float = float("nan")  # ... measured again on the same schedule right after the search, ...
@@ -105,6 +109,36 @@ def policy_option(policy: str, params: dict) -> str:
 
 def with_batch(params: dict) -> dict:
     return {"batch_size": BATCH_SIZE} | params
+
+
+class SpeedGauge:
+    """How fast the machine runs now against right after calibration: one fixed step (layer 0,
+    ``GAUGE_ROWS`` rows x ``GAUGE_COLUMNS`` columns) timed in this process's thread CPU time, median of
+    ``GAUGE_REPEATS``. A virtual machine's core slows down and speeds up with other tenants' load, which the
+    share of a core (CPU over wall time) does not see: a slower core takes more CPU time too."""
+
+    def __init__(self, model, weights: RNNWeights) -> None:
+        self.executor = make_executor(weights, "torch", threads=1)
+        self.step = BatchStep.one_per_row(0, 0, GAUGE_COLUMNS, BATCH_SIZE, range(GAUGE_ROWS), [0] * GAUGE_ROWS,
+                                          [True] * GAUGE_ROWS, fused=True)
+        rng = np.random.default_rng(0)
+        self.x = rng.standard_normal((GAUGE_COLUMNS, model.layers[0].input_size), dtype=np.float32)
+        self.calibrated_s = self.time_s()
+
+    def time_s(self) -> float:
+        times = []
+        for _ in range(GAUGE_REPEATS + 1):  # the first warms up
+            self.executor.reset()
+            for request in range(GAUGE_ROWS):
+                self.executor.add(request, self.x)
+            begin = time.thread_time()
+            self.executor.execute(self.step)
+            times.append(time.thread_time() - begin)
+        return float(np.median(times[1:]))
+
+    def speed(self) -> float:
+        """> 1: faster now than at calibration."""
+        return self.calibrated_s / self.time_s()
 
 
 def calibrated(model, repeats: int) -> tuple[HostSpec, float, float]:
@@ -151,16 +185,18 @@ def probe_bounds(slo_s: float, probe_slos: float, arrival: str, seed: int) -> di
     return {"requests": MAX_PROBE_REQUESTS, "duration_s": probe_slos * slo_s, "cv": ARRIVALS[arrival], "seed": seed}
 
 
-def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, max_probes: int, probe_slos: float,
-           seed: int) -> CapacityRow:
+def search(server: ServerProcess, calibrated_sim: ServerModel, arrival: str, slo_s: float, max_probes: int,
+           probe_slos: float, seed: int, speed: float) -> CapacityRow:
     """The real search from (a little under) the simulated prediction, then the prediction again at the share of
     a core the server's threads got during the probes that decided the answer; each real probe is also
-    simulated at its own share (does the simulator agree that it passed or failed?)."""
+    simulated at its own share (does the simulator agree that it passed or failed?). The simulation runs at
+    ``speed`` (the gauge's reading before the search); the answer at the calibrated speed is kept beside it."""
+    sim = replace(calibrated_sim, spec=calibrated_sim.spec.at_speed(speed, f"{speed:.2f}x the calibrated speed"))
     bounds = probe_bounds(slo_s, probe_slos, arrival, seed)
     timeout_s = TIMEOUT_PER_SLO * slo_s
 
-    def predicted(share: float, start_rps: float) -> float:
-        return simulated_max_rate(replace(sim, cpu_share=share), WORKLOAD, arrival, slo_s, start_rps,
+    def predicted(share: float, start_rps: float, server_model: ServerModel = sim) -> float:
+        return simulated_max_rate(replace(server_model, cpu_share=share), WORKLOAD, arrival, slo_s, start_rps,
                                   rel_tolerance=0.02, max_probes=24, timeout_s=timeout_s, **bounds).max_rate_rps
 
     guess = START_FRACTION * predicted(sim.cpu_share, 1.0) or 0.5
@@ -190,7 +226,8 @@ def search(server: ServerProcess, sim: ServerModel, arrival: str, slo_s: float, 
     deciding = [r for r in (found.max_rate_rps, min(failed, default=None)) if r in shares]
     share = float(np.mean([shares[r] for r in deciding]))
     return CapacityRow(sim.model.name, "", arrival, found.max_rate_rps, min(failed) if failed else None,
-                       len(found.probes), sum(agree), predicted(share, guess), predicted(1.0, guess), share, elapsed,
+                       len(found.probes), sum(agree), predicted(share, guess), predicted(share, guess, calibrated_sim),
+                       share, speed, elapsed,
                        p99_at_max, rerun, simulated_p99.get(found.max_rate_rps, float("nan")))
 
 
@@ -208,13 +245,14 @@ def run_model(name: str, args, page: dict) -> None:
     slo_s = SLO_S[name]
     print(f"{name}: calibrating ...", file=sys.stderr)
     spec, fit_error, share = calibrated(model, args.calibration_repeats)
+    weights = RNNWeights.random(model, seed=0)
+    gauge = SpeedGauge(model, weights)
     page["presets"].append((name, spec, fit_error, share))
     sim = ServerModel(model, spec, "ebatch", with_batch({"timesteps": 16}), 0.0, share)
     fixed_t = fixed_timesteps(sim, slo_s, args.probe_slos)
     chosen = configs(slo_s, fixed_t, args.quick)
     n = args.requests if name != "eesen" else max(BATCH_SIZE + 1, args.requests // 2)
     lengths = Workload.from_dataset(WORKLOAD, n=n, seed=args.seed).lengths
-    weights = RNNWeights.random(model, seed=0)
     checks = [(label, policy, with_batch({k: v for k, v in params.items() if k != "max_wait_s"}))
               for label, policy, params in chosen]
     page["throughput"] += check_throughput(weights, spec, checks, lengths, "torch", args.repeats, args.seed,
@@ -231,7 +269,10 @@ def run_model(name: str, args, page: dict) -> None:
             for arrival in args.arrivals:
                 print(f"  {label}, {arrival}:", file=sys.stderr)
                 model_of_server = replace(sim, policy=policy, params=with_batch(params), request_overhead_s=overhead_s)
-                row = search(server, model_of_server, arrival, slo_s, args.max_probes, args.probe_slos, args.seed)
+                speed = gauge.speed()
+                print(f"    speed {speed:.2f}x the calibrated", file=sys.stderr)
+                row = search(server, model_of_server, arrival, slo_s, args.max_probes, args.probe_slos, args.seed,
+                             speed)
                 page["capacity"].append(replace(row, label=label))
                 sim = replace(sim, cpu_share=row.cpu_share)
 
@@ -368,17 +409,20 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
               "one above it; probes: how many the search ran, and for how many of them the simulator, at the "
               "share of a core the server's steps got during that probe, agrees that it passed or failed; "
               "predicted: the same search simulated on the same schedules at the share measured during the two "
-              "probes that decided the answer; own core: at share 1; p99 at the max: the highest passing probe's "
+              "probes that decided the answer and at the speed the machine had before the search (a fixed "
+              "reference step timed then against right after calibration); at calibrated speed: the same at "
+              "speed 1; p99 at the max: the highest passing probe's "
               "p99, measured, measured again on the same schedule after the search, and simulated):", "",
               "| model | SLO | arrival | policy | measured req/s | failed at | probes (simulated alike) | predicted | "
-              "predicted / measured | share | own core | p99 at the max: measured, rerun, simulated | search |",
-              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "predicted / measured | share | speed | at calibrated speed | p99 at the max: measured, rerun, simulated "
+              "| search |",
+              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in page["capacity"]:
         failed = f"{r.failed_above_rps:.3g}" if r.failed_above_rps else "-"
         lines.append(f"| {r.model} | {SLO_S[r.model]:g} s | {r.arrival} | {r.label} | {r.measured_rps:.3g} | "
                      f"{failed} | {r.probes} ({r.probes_agreeing}) | {r.predicted_rps:.3g} | "
-                     f"**{_ratio(r.predicted_rps, r.measured_rps)}** | {r.cpu_share:.2f} | "
-                     f"{r.predicted_own_core_rps:.3g} | {r.p99_at_max_s:.3g}, {r.p99_rerun_s:.3g}, "
+                     f"**{_ratio(r.predicted_rps, r.measured_rps)}** | {r.cpu_share:.2f} | {r.speed:.2f} | "
+                     f"{r.predicted_calibrated_speed_rps:.3g} | {r.p99_at_max_s:.3g}, {r.p99_rerun_s:.3g}, "
                      f"{r.p99_simulated_s:.3g} s | {r.search_s:.0f} s |")
     lines += ["", f"Within 20 %: {rate_within(page['capacity'])} of {len(page['capacity'])}. "
               "Request overhead added to every predicted latency: "

@@ -30,6 +30,15 @@ def test_a_non_fused_step_pays_the_step_overhead_once_and_every_segment_its_own(
         SPEC.on_shared_core(0)
 
 
+def test_a_host_running_faster_than_calibrated_prices_every_time_term_lower():
+    step = BatchStep(0, 0, 10, 4, range(4), [0] * 4, range(4), [0] * 4, [10] * 4, [True] * 4, fused=False)
+    calibrated = HostCostModel(SPEC, MODEL).cost(step).time_s
+    assert HostCostModel(SPEC.at_speed(1.25), MODEL).cost(step).time_s == pytest.approx(calibrated / 1.25)
+    assert SPEC.at_speed(0.5).power_w == SPEC.power_w
+    with pytest.raises(ValueError, match="speed"):
+        SPEC.at_speed(-1.0)
+
+
 def test_the_share_of_a_core_is_the_steps_cpu_time_over_their_wall_time_between_readings():
     assert core_share(EngineTime(2.0, 1.9), EngineTime(6.0, 3.9)) == pytest.approx(0.5)
     assert core_share(EngineTime(1.0, 1.0), EngineTime(1.0, 1.0)) == 1.0  # no step ran: nothing to scale

@@ -112,10 +112,18 @@ class HostSpec:
         multiplied by it; power unchanged."""
         if not 0 < cpu_share <= 1:
             raise ValueError(f"cpu_share: must be in (0, 1], got {cpu_share}")
-        scaled = {n: getattr(self, n) / cpu_share for n in self.parameter_names()
+        return self.at_speed(cpu_share, f"a {cpu_share:.0%} share of a core")
+
+    def at_speed(self, speed: float, why: str = "") -> HostSpec:
+        """This host running ``speed`` times as fast as calibrated (> 1 faster, < 1 slower; e.g. a virtual
+        machine whose core is shared with other tenants): every time cost divided by ``speed``, the weight
+        bandwidth multiplied by it; power unchanged. ``why`` goes into the description."""
+        if not speed > 0:
+            raise ValueError(f"speed: must be > 0, got {speed}")
+        scaled = {n: getattr(self, n) / speed for n in self.parameter_names()
                   if n not in ("power_w", "weight_bandwidth_bytes_per_s", "narrow_rows")}
-        return replace(self, **scaled, weight_bandwidth_bytes_per_s=self.weight_bandwidth_bytes_per_s * cpu_share,
-                       description=f"{self.description} (a {cpu_share:.0%} share of a core)")
+        return replace(self, **scaled, weight_bandwidth_bytes_per_s=self.weight_bandwidth_bytes_per_s * speed,
+                       description=f"{self.description} ({why or f'{speed:.2f}x as fast'})")
 
 
 def _document(path: str | Path) -> dict:
