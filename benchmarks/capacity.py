@@ -43,12 +43,10 @@ from ebatch.bench.schedule import Schedule, make_schedule
 from ebatch.bench.server_process import ServerProcess, core_share
 from ebatch.bench.throughput_check import check_throughput
 from ebatch.experiments.report.sections import write_section
-from ebatch.experiments.study.calibrate import calibrate
+from ebatch.experiments.study.calibrate import calibrate, measure_steps
 from ebatch.hardware.host import HostCostModel, HostSpec, cpu_name
-from ebatch.runtime.engine import make_executor
 from ebatch.runtime.weights import RNNWeights
 from ebatch.sim.engine import Simulator
-from ebatch.step import BatchStep
 from ebatch.workload import Workload
 
 WORKLOAD = "librispeech-test-clean"
@@ -112,29 +110,18 @@ def with_batch(params: dict) -> dict:
 
 
 class SpeedGauge:
-    """How fast the machine runs now against right after calibration: one fixed step (layer 0,
-    ``GAUGE_ROWS`` rows x ``GAUGE_COLUMNS`` columns) timed in this process's thread CPU time, median of
-    ``GAUGE_REPEATS``. A virtual machine's core slows down and speeds up with other tenants' load, which the
-    share of a core (CPU over wall time) does not see: a slower core takes more CPU time too."""
+    """How fast the machine runs now against right after calibration: ``ebatch calibrate``'s grid step of
+    ``GAUGE_ROWS`` rows x ``GAUGE_COLUMNS`` columns (every layer), timed in this process's thread CPU time,
+    median of ``GAUGE_REPEATS``. A virtual machine's core slows down and speeds up with other tenants' load,
+    which the share of a core (CPU over wall time) does not see: a slower core takes more CPU time too."""
 
-    def __init__(self, model, weights: RNNWeights) -> None:
-        self.executor = make_executor(weights, "torch", threads=1)
-        self.step = BatchStep.one_per_row(0, 0, GAUGE_COLUMNS, BATCH_SIZE, range(GAUGE_ROWS), [0] * GAUGE_ROWS,
-                                          [True] * GAUGE_ROWS, fused=True)
-        rng = np.random.default_rng(0)
-        self.x = rng.standard_normal((GAUGE_COLUMNS, model.layers[0].input_size), dtype=np.float32)
+    def __init__(self, model) -> None:
+        self.model = model
         self.calibrated_s = self.time_s()
 
     def time_s(self) -> float:
-        times = []
-        for _ in range(GAUGE_REPEATS + 1):  # the first warms up
-            self.executor.reset()
-            for request in range(GAUGE_ROWS):
-                self.executor.add(request, self.x)
-            begin = time.thread_time()
-            self.executor.execute(self.step)
-            times.append(time.thread_time() - begin)
-        return float(np.median(times[1:]))
+        return sum(t.time_s for t in measure_steps(self.model, "torch", 1, rows=(GAUGE_ROWS,), columns=(GAUGE_COLUMNS,),
+                                                   repeats=GAUGE_REPEATS, policy_requests=0))
 
     def speed(self) -> float:
         """> 1: faster now than at calibration."""
@@ -245,14 +232,14 @@ def run_model(name: str, args, page: dict) -> None:
     slo_s = SLO_S[name]
     print(f"{name}: calibrating ...", file=sys.stderr)
     spec, fit_error, share = calibrated(model, args.calibration_repeats)
-    weights = RNNWeights.random(model, seed=0)
-    gauge = SpeedGauge(model, weights)
+    gauge = SpeedGauge(model)
     page["presets"].append((name, spec, fit_error, share))
     sim = ServerModel(model, spec, "ebatch", with_batch({"timesteps": 16}), 0.0, share)
     fixed_t = fixed_timesteps(sim, slo_s, args.probe_slos)
     chosen = configs(slo_s, fixed_t, args.quick)
     n = args.requests if name != "eesen" else max(BATCH_SIZE + 1, args.requests // 2)
     lengths = Workload.from_dataset(WORKLOAD, n=n, seed=args.seed).lengths
+    weights = RNNWeights.random(model, seed=0)
     checks = [(label, policy, with_batch({k: v for k, v in params.items() if k != "max_wait_s"}))
               for label, policy, params in chosen]
     page["throughput"] += check_throughput(weights, spec, checks, lengths, "torch", args.repeats, args.seed,
