@@ -37,14 +37,14 @@ import numpy as np
 from ebatch import policies
 from ebatch.bench.loadgen import run_load
 from ebatch.bench.maxrate import find_max_rate
-from ebatch.bench.predict import ServerModel, simulated_load, simulated_max_rate
+from ebatch.bench.predict import ServerModel, simulate_load, simulated_load, simulated_max_rate
 from ebatch.bench.runtime import bench_model
 from ebatch.bench.schedule import Schedule, make_schedule
 from ebatch.bench.server_process import ServerProcess, core_share
 from ebatch.bench.throughput_check import check_throughput
 from ebatch.experiments.report.sections import write_section
 from ebatch.experiments.study.calibrate import calibrate, measure_steps
-from ebatch.hardware.host import HostCostModel, HostSpec, cpu_name
+from ebatch.hardware.host import HostCostModel, HostSpec, cpu_name, host_preset_text
 from ebatch.runtime.weights import RNNWeights
 from ebatch.sim.engine import Simulator
 from ebatch.workload import Workload
@@ -80,8 +80,10 @@ class CapacityRow:
     probes_agreeing: int
     predicted_rps: float
     predicted_calibrated_speed_rps: float  # ... the same at the speed the machine had when calibrated
+    predicted_steps_speed_rps: float  # ... and at the steps' speed (see search)
     cpu_share: float
-    speed: float  # the machine's speed before the search against at calibration (SpeedGauge)
+    speed: float  # the machine's speed during the deciding probes against at calibration (SpeedGauge)
+    steps_speed: float  # the simulated steps' busy time at calibration over the server's step CPU time
     search_s: float
     p99_at_max_s: float = float("nan")  # the highest passing probe's p99: measured, ...
     p99_rerun_s: float = float("nan")  # ... measured again on the same schedule right after the search, ...
@@ -172,50 +174,84 @@ def probe_bounds(slo_s: float, probe_slos: float, arrival: str, seed: int) -> di
     return {"requests": MAX_PROBE_REQUESTS, "duration_s": probe_slos * slo_s, "cv": ARRIVALS[arrival], "seed": seed}
 
 
+@dataclass(frozen=True)
+class ProbeRun:
+    """One real probe: its rate, schedule and result; the share of a core the server's steps got; the CPU
+    seconds they took; and the machine's speed around it (the gauge's readings before and after, averaged)."""
+
+    rate_rps: float
+    schedule: Schedule
+    result: object
+    share: float
+    step_cpu_s: float
+    speed: float
+
+
+def at_speed(sim: ServerModel, speed: float, share: float | None = None) -> ServerModel:
+    """``sim`` on a machine ``speed`` times as fast as calibrated (and at ``share`` of a core, if given)."""
+    spec = sim.spec if speed == 1 else sim.spec.at_speed(speed, f"{speed:.2f}x the calibrated speed")
+    return replace(sim, spec=spec, cpu_share=sim.cpu_share if share is None else share)
+
+
 def search(server: ServerProcess, calibrated_sim: ServerModel, arrival: str, slo_s: float, max_probes: int,
-           probe_slos: float, seed: int, speed: float) -> CapacityRow:
+           probe_slos: float, seed: int, gauge: SpeedGauge) -> CapacityRow:
     """The real search from (a little under) the simulated prediction, then the prediction again at the share of
-    a core the server's threads got during the probes that decided the answer; each real probe is also
-    simulated at its own share (does the simulator agree that it passed or failed?). The simulation runs at
-    ``speed`` (the gauge's reading before the search); the answer at the calibrated speed is kept beside it."""
-    sim = replace(calibrated_sim, spec=calibrated_sim.spec.at_speed(speed, f"{speed:.2f}x the calibrated speed"))
+    a core and the machine's speed during the probes that decided the answer. The gauge is read before the
+    search and after each probe (the server idle), and each probe is simulated at its own share and speed
+    (does the simulator agree that it passed or failed?). Beside it: the prediction at the calibrated speed,
+    and at the *steps' speed* (the simulated steps' busy time at the calibrated speed over the CPU time the
+    server's steps took: the gauge's reading plus whatever the preset misprices in this policy's steps)."""
     bounds = probe_bounds(slo_s, probe_slos, arrival, seed)
     timeout_s = TIMEOUT_PER_SLO * slo_s
 
-    def predicted(share: float, start_rps: float, server_model: ServerModel = sim) -> float:
-        return simulated_max_rate(replace(server_model, cpu_share=share), WORKLOAD, arrival, slo_s, start_rps,
-                                  rel_tolerance=0.02, max_probes=24, timeout_s=timeout_s, **bounds).max_rate_rps
+    def predicted(server_model: ServerModel, start_rps: float) -> float:
+        return simulated_max_rate(server_model, WORKLOAD, arrival, slo_s, start_rps, rel_tolerance=0.02,
+                                  max_probes=24, timeout_s=timeout_s, **bounds).max_rate_rps
 
-    guess = START_FRACTION * predicted(sim.cpu_share, 1.0) or 0.5
-    shares, agree, simulated_p99 = {}, [], {}
+    readings = [gauge.speed()]
+    guess = START_FRACTION * predicted(at_speed(calibrated_sim, readings[0]), 1.0) or 0.5
+    runs: list[ProbeRun] = []
 
     def probe(rate_rps: float):
         schedule = make_schedule(WORKLOAD, arrival, rate_rps, **bounds)
         before = server.engine_time()
         result = run_load(schedule, server.url, server.name, slo_s, timeout_s, seed).result
-        share = core_share(before, server.engine_time())
-        shares[rate_rps] = share
-        expected = simulated_load(replace(sim, cpu_share=share), schedule, slo_s, timeout_s)
-        simulated_p99[rate_rps] = expected.p99_s
-        agree.append(expected.slo_met == result.slo_met)
-        print(f"    {rate_rps:.3g}/s: p99 {result.p99_s:.3g} s ({expected.p99_s:.3g} s simulated), "
-              f"{result.ok}/{result.requests} ok, share {share:.2f}", file=sys.stderr)
+        after = server.engine_time()
+        readings.append(gauge.speed())
+        runs.append(ProbeRun(rate_rps, schedule, result, core_share(before, after), after.cpu_s - before.cpu_s,
+                             (readings[-2] + readings[-1]) / 2))
+        print(f"    {rate_rps:.3g}/s: p99 {result.p99_s:.3g} s, {result.ok}/{result.requests} ok, share "
+              f"{runs[-1].share:.2f}, speed {runs[-1].speed:.2f}", file=sys.stderr)
         return result
 
     begin = time.perf_counter()
     found = find_max_rate(probe, guess, TOLERANCE, max_probes, GROWTH)
     elapsed = time.perf_counter() - begin
-    best = [p for p in found.probes if p.rate_rps == found.max_rate_rps]
-    p99_at_max = best[0].p99_s if best else float("nan")
+    passing = [r for r in runs if r.rate_rps == found.max_rate_rps]
     rerun = run_load(make_schedule(WORKLOAD, arrival, found.max_rate_rps, **bounds), server.url, server.name, slo_s,
-                     timeout_s, seed).result.p99_s if best else float("nan")  # is the answer repeatable?
-    failed = [p.rate_rps for p in found.probes if not p.slo_met and p.rate_rps > found.max_rate_rps]
-    deciding = [r for r in (found.max_rate_rps, min(failed, default=None)) if r in shares]
-    share = float(np.mean([shares[r] for r in deciding]))
-    return CapacityRow(sim.model.name, "", arrival, found.max_rate_rps, min(failed) if failed else None,
-                       len(found.probes), sum(agree), predicted(share, guess), predicted(share, guess, calibrated_sim),
-                       share, speed, elapsed,
-                       p99_at_max, rerun, simulated_p99.get(found.max_rate_rps, float("nan")))
+                     timeout_s, seed).result.p99_s if passing else float("nan")  # is the answer repeatable?
+    simulated_p99, steps_speed, agree = {}, {}, 0
+    for run in runs:
+        expected = simulate_load(at_speed(calibrated_sim, run.speed, run.share), run.schedule, slo_s, timeout_s)
+        agree += expected.result.slo_met == run.result.slo_met
+        simulated_p99[run.rate_rps] = expected.result.p99_s
+        at_calibration_s = simulate_load(calibrated_sim, run.schedule, slo_s, timeout_s).busy_s
+        whole = run.result.ok == run.result.requests and run.step_cpu_s > 0  # else the server's work was cut short
+        steps_speed[run.rate_rps] = at_calibration_s / run.step_cpu_s if whole else float("nan")
+        print(f"    {run.rate_rps:.3g}/s simulated: p99 {expected.result.p99_s:.3g} s; steps' speed "
+              f"{steps_speed[run.rate_rps]:.2f}", file=sys.stderr)
+    failed = [r.rate_rps for r in runs if not r.result.slo_met and r.rate_rps > found.max_rate_rps]
+    deciding = [r for r in runs if r.rate_rps in (found.max_rate_rps, min(failed, default=None))]
+    share = float(np.mean([r.share for r in deciding]))
+    speed = float(np.mean([r.speed for r in deciding]))
+    known = [steps_speed[r.rate_rps] for r in deciding if np.isfinite(steps_speed[r.rate_rps])]
+    work_speed = float(np.mean(known)) if known else speed
+    return CapacityRow(calibrated_sim.model.name, "", arrival, found.max_rate_rps, min(failed) if failed else None,
+                       len(runs), agree, predicted(at_speed(calibrated_sim, speed, share), guess),
+                       predicted(at_speed(calibrated_sim, 1.0, share), guess),
+                       predicted(at_speed(calibrated_sim, work_speed, share), guess), share, speed, work_speed,
+                       elapsed, passing[0].result.p99_s if passing else float("nan"), rerun,
+                       simulated_p99.get(found.max_rate_rps, float("nan")))
 
 
 def fixed_timesteps(sim: ServerModel, slo_s: float, probe_slos: float) -> int:
@@ -233,6 +269,9 @@ def run_model(name: str, args, page: dict) -> None:
     print(f"{name}: calibrating ...", file=sys.stderr)
     spec, fit_error, share = calibrated(model, args.calibration_repeats)
     gauge = SpeedGauge(model)
+    if args.presets:
+        args.presets.mkdir(parents=True, exist_ok=True)
+        (args.presets / f"{name}.yaml").write_text(host_preset_text(spec))
     page["presets"].append((name, spec, fit_error, share))
     sim = ServerModel(model, spec, "ebatch", with_batch({"timesteps": 16}), 0.0, share)
     fixed_t = fixed_timesteps(sim, slo_s, args.probe_slos)
@@ -256,10 +295,8 @@ def run_model(name: str, args, page: dict) -> None:
             for arrival in args.arrivals:
                 print(f"  {label}, {arrival}:", file=sys.stderr)
                 model_of_server = replace(sim, policy=policy, params=with_batch(params), request_overhead_s=overhead_s)
-                speed = gauge.speed()
-                print(f"    speed {speed:.2f}x the calibrated", file=sys.stderr)
                 row = search(server, model_of_server, arrival, slo_s, args.max_probes, args.probe_slos, args.seed,
-                             speed)
+                             gauge)
                 page["capacity"].append(replace(row, label=label))
                 sim = replace(sim, cpu_share=row.cpu_share)
 
@@ -395,22 +432,26 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
               f"{MAX_PROBE_REQUESTS} requests; measured: the highest passing probe, and the lowest failing "
               "one above it; probes: how many the search ran, and for how many of them the simulator, at the "
               "share of a core the server's steps got during that probe, agrees that it passed or failed; "
-              "predicted: the same search simulated on the same schedules at the share measured during the two "
-              "probes that decided the answer and at the speed the machine had before the search (a fixed "
-              "reference step timed then against right after calibration); at calibrated speed: the same at "
-              "speed 1; p99 at the max: the highest passing probe's "
-              "p99, measured, measured again on the same schedule after the search, and simulated):", "",
+              "predicted: the same search simulated on the same schedules at the share of a core and the machine's "
+              "speed during the two probes that decided the answer (speed: a fixed reference step timed before and "
+              "after each probe, with the server idle, against right after calibration); at calibrated speed: the "
+              "same at speed 1; steps' speed: the simulated steps' busy time at the calibrated speed over the CPU "
+              "time the server's steps took in those probes, and the prediction at that speed (a diagnostic: it "
+              "uses the measurement); p99 at the max: the highest passing probe's p99, measured, measured again on "
+              "the same schedule after the search, and simulated):", "",
               "| model | SLO | arrival | policy | measured req/s | failed at | probes (simulated alike) | predicted | "
-              "predicted / measured | share | speed | at calibrated speed | p99 at the max: measured, rerun, simulated "
-              "| search |",
-              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "predicted / measured | share | speed | at calibrated speed | steps' speed | at steps' speed "
+              "| p99 at the max: measured, rerun, simulated | search |",
+              "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+              "| ---: |"]
     for r in page["capacity"]:
         failed = f"{r.failed_above_rps:.3g}" if r.failed_above_rps else "-"
         lines.append(f"| {r.model} | {SLO_S[r.model]:g} s | {r.arrival} | {r.label} | {r.measured_rps:.3g} | "
                      f"{failed} | {r.probes} ({r.probes_agreeing}) | {r.predicted_rps:.3g} | "
                      f"**{_ratio(r.predicted_rps, r.measured_rps)}** | {r.cpu_share:.2f} | {r.speed:.2f} | "
-                     f"{r.predicted_calibrated_speed_rps:.3g} | {r.p99_at_max_s:.3g}, {r.p99_rerun_s:.3g}, "
-                     f"{r.p99_simulated_s:.3g} s | {r.search_s:.0f} s |")
+                     f"{r.predicted_calibrated_speed_rps:.3g} | {r.steps_speed:.2f} | "
+                     f"{r.predicted_steps_speed_rps:.3g} ({_ratio(r.predicted_steps_speed_rps, r.measured_rps)}) | "
+                     f"{r.p99_at_max_s:.3g}, {r.p99_rerun_s:.3g}, {r.p99_simulated_s:.3g} s | {r.search_s:.0f} s |")
     lines += ["", f"Within 20 %: {rate_within(page['capacity'])} of {len(page['capacity'])}. "
               "Request overhead added to every predicted latency: "
               + ", ".join(f"{m} {s * 1e3:.1f} ms" for m, s in page["overheads"]) + ".", ""]
@@ -500,6 +541,8 @@ def main() -> None:
                         "with probes of 1.5-6 SLOs (no servers); writes the 'capacity-probes' section")
     parser.add_argument("--summary", type=Path, help="Markdown file whose 'capacity-summary' section to (re)write "
                         "with the targets and the checks' counts, e.g. docs/serving.md")
+    parser.add_argument("--presets", type=Path, help="folder to write each served model's calibrated preset "
+                        "into (MODEL.yaml), to replay the probes with ebatch loadgen --hardware")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="Markdown file whose 'capacity' section to (re)write, e.g. "
                         "docs/serving-capacity.md (without it, the section is only printed)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ebatch.bench.predict import ServerModel, capacity_rps, simulated_load, simulated_max_rate
+from ebatch.bench.predict import ServerModel, capacity_rps, simulate_load, simulated_load, simulated_max_rate
 from ebatch.bench.schedule import make_schedule
 from ebatch.bench.server_process import EngineTime, core_share
 from ebatch.hardware.host import HostCostModel, HostSpec
@@ -83,6 +83,19 @@ def test_simulated_max_rate_meets_the_slo_and_the_next_rate_up_does_not():
     assert slower.p50_s > at.p50_s
     with pytest.raises(ValueError, match="unknown parameter 'timestep'"):
         ServerModel(MODEL, SPEC, "ebatch", {"timestep": 8})
+
+
+def test_a_simulated_run_reports_its_steps_busy_time():
+    """Requests spaced far apart never share a step: the steps' busy time is then the sum of the requests'
+    compute times, and it scales with the machine's speed."""
+    from ebatch.bench.schedule import Schedule
+
+    schedule = Schedule(np.array([40, 25, 60]), np.array([0.0, 10.0, 20.0]), 0.1, "poisson", 1.0, "test")
+    server = ServerModel(MODEL, SPEC, "padding", {"batch_size": 4})
+    run = simulate_load(server, schedule, 1.0)
+    assert run.busy_s == pytest.approx(3 * run.result.compute_s_mean)
+    faster = simulate_load(ServerModel(MODEL, SPEC.at_speed(2.0), "padding", {"batch_size": 4}), schedule, 1.0)
+    assert faster.busy_s == pytest.approx(run.busy_s / 2)
 
 
 def test_serve_takes_policy_parameters():

@@ -35,7 +35,7 @@ from ebatch.sim.engine import Simulator
 from ebatch.sim.results import SimulationResult
 from ebatch.workload import Workload
 
-__all__ = ["ServerModel", "capacity_rps", "simulated_load", "simulated_max_rate"]
+__all__ = ["ServerModel", "SimulatedLoad", "capacity_rps", "simulate_load", "simulated_load", "simulated_max_rate"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,19 @@ def _simulate(server: ServerModel, workload: Workload) -> SimulationResult:
     return Simulator(server.model, workload, policy, HostCostModel(spec, server.model), cut_runs=False).run().result()
 
 
-def simulated_load(server: ServerModel, schedule: Schedule, slo_p99_s: float, timeout_s: float = 30.0,
-                   label: str = "") -> LoadResult:
-    """The :class:`LoadResult` loadgen would report for ``schedule`` against ``server``, simulated."""
+@dataclass(frozen=True)
+class SimulatedLoad:
+    """A simulated loadgen run: what loadgen would report, and the seconds the server's steps were busy
+    (the sum of the steps' prices at the server model's speed and share)."""
+
+    result: LoadResult
+    busy_s: float
+
+
+def simulate_load(server: ServerModel, schedule: Schedule, slo_p99_s: float, timeout_s: float = 30.0,
+                  label: str = "") -> SimulatedLoad:
+    """``schedule`` played against ``server``, simulated: the :class:`LoadResult` loadgen would report and the
+    steps' busy time."""
     if not slo_p99_s > 0:
         raise ValueError(f"slo-p99-s: must be > 0 seconds, got {slo_p99_s}")
     result = _simulate(server, Workload.from_lengths(schedule.lengths, schedule.send_s, name=schedule.workload))
@@ -76,7 +86,14 @@ def simulated_load(server: ServerModel, schedule: Schedule, slo_p99_s: float, ti
     records = [RequestRecord(float(send), int(length), 200 if lat <= timeout_s else 0,
                              float(lat) if lat <= timeout_s else float("nan"), float(q), float(c), 0.0)
                for send, length, lat, q, c in zip(schedule.send_s, schedule.lengths, latency_s, queue_s, compute_s)]
-    return summarize(records, schedule, slo_p99_s, server.model.name, label or f"{server.policy} (simulated)")
+    summary = summarize(records, schedule, slo_p99_s, server.model.name, label or f"{server.policy} (simulated)")
+    return SimulatedLoad(summary, float(result.summary()["busy_s"]))
+
+
+def simulated_load(server: ServerModel, schedule: Schedule, slo_p99_s: float, timeout_s: float = 30.0,
+                   label: str = "") -> LoadResult:
+    """The :class:`LoadResult` loadgen would report for ``schedule`` against ``server``, simulated."""
+    return simulate_load(server, schedule, slo_p99_s, timeout_s, label).result
 
 
 def simulated_max_rate(server: ServerModel, workload: str, arrival: str, slo_p99_s: float, start_rps: float,
