@@ -57,6 +57,7 @@ PROBE_SLOS = 3.0  # a probe sends for 3 x SLO seconds by default (--probe-slos; 
 PROBE_STUDY_SLOS = (1.5, 3.0, 6.0)  # the probe lengths --probe-study compares
 PROBE_STUDY_SEEDS = 5  # ... each on this many schedules
 GAUGE_ROWS, GAUGE_COLUMNS, GAUGE_REPEATS = 8, 256, 7  # SpeedGauge's reference step
+JITTER_S, JITTER_DRAWS = 0.010, 5  # --timing-study: each send delayed by up to 10 ms, on 5 draws
 STUDY_RATE_STEP = 0.85  # the elasticity compares the p99 at the answer with the p99 at 0.85 x the answer
 TIMEOUT_PER_SLO = 1.1  # a request unanswered after 1.1 x SLO has failed it anyway
 MAX_PROBE_REQUESTS = 400
@@ -366,6 +367,54 @@ def probe_study(names: list[str], args) -> str:
     return "\n".join(lines)
 
 
+def timing_study(names: list[str], args) -> str:
+    """How much the simulated answer moves when each request reaches the server a few milliseconds later
+    than it was sent, as the HTTP layer makes it do (the request overhead measured on an idle server is
+    5-13 ms): per policy and arrival process, the simulated search on the benchmark's schedules (seed 0,
+    ``--probe-slos``) as sent, and on ``JITTER_DRAWS`` copies with every send delayed by a uniform draw in
+    [0, ``JITTER_S``]. A policy whose answer moves far under such jitter cannot be predicted to 20 % from
+    one schedule by any model of it, however exact its step costs."""
+    lines = ["## Timing sensitivity, simulated (generated)", "",
+             f"`{' '.join(['python benchmarks/capacity.py', *sys.argv[1:]])}` on {cpu_name()}, "
+             f"{datetime.date.today().isoformat()}: the max-rate search simulated on a preset calibrated just "
+             f"before, on the benchmark's schedules ({args.probe_slos:g} x SLO, seed 0), as sent and with each "
+             f"send delayed by a uniform 0-{JITTER_S * 1e3:.0f} ms ({JITTER_DRAWS} draws).", "",
+             "| model | policy | arrival | max rate as sent | delayed: median | delayed: lowest - highest "
+             "| highest / lowest |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for name in names:
+        model = bench_model(name)
+        slo_s = SLO_S[name]
+        sim = ServerModel(model, calibrated(model, args.calibration_repeats)[0], "ebatch", with_batch({}))
+        for label, policy, params in configs(slo_s, fixed_timesteps(sim, slo_s, args.probe_slos), quick=False):
+            for arrival in args.arrivals:
+                server = replace(sim, policy=policy, params=with_batch(params))
+                plain = jittered_rate(server, arrival, slo_s, args.probe_slos, None, 1.0)
+                delayed = np.array([jittered_rate(server, arrival, slo_s, args.probe_slos, draw, plain or 1.0)
+                                    for draw in range(JITTER_DRAWS)])
+                lines.append(f"| {name} | {label} | {arrival} | {plain:.3g} | {np.median(delayed):.3g} | "
+                             f"{delayed.min():.3g} - {delayed.max():.3g} | {_ratio(delayed.max(), delayed.min())} |")
+                print(lines[-1], file=sys.stderr)
+    return "\n".join(lines)
+
+
+def jittered_rate(sim: ServerModel, arrival: str, slo_s: float, probe_slos: float, draw: int | None,
+                  start_rps: float) -> float:
+    """The simulated search's answer (from ``start_rps``) on the benchmark's schedules, each send delayed by a
+    uniform draw in [0, ``JITTER_S``] from generator ``draw`` (``None``: as sent)."""
+    bounds = probe_bounds(slo_s, probe_slos, arrival, 0)
+    timeout_s = TIMEOUT_PER_SLO * slo_s
+
+    def probe(rate_rps: float):
+        schedule = make_schedule(WORKLOAD, arrival, rate_rps, **bounds)
+        if draw is not None:
+            delay_s = np.random.default_rng(draw).uniform(0.0, JITTER_S, len(schedule))
+            schedule = replace(schedule, send_s=schedule.send_s + delay_s)
+        return simulated_load(sim, schedule, slo_s, timeout_s)
+
+    return find_max_rate(probe, start_rps, 0.02, 24).max_rate_rps
+
+
 def searched_rates(sim: ServerModel, arrival: str, slo_s: float, probe_slos: float) -> tuple[np.ndarray, float]:
     """The simulated search's answer on each of the study's schedules, and the median elasticity (NaN if no
     schedule gives a finite one)."""
@@ -539,6 +588,8 @@ def main() -> None:
                         f"(default {PROBE_SLOS:g}; see --probe-study)")
     parser.add_argument("--probe-study", action="store_true", help="only calibrate and simulate the search "
                         "with probes of 1.5-6 SLOs (no servers); writes the 'capacity-probes' section")
+    parser.add_argument("--timing-study", action="store_true", help="only calibrate and simulate the search "
+                        "with each send delayed by up to 10 ms (no servers); writes the 'capacity-timing' section")
     parser.add_argument("--summary", type=Path, help="Markdown file whose 'capacity-summary' section to (re)write "
                         "with the targets and the checks' counts, e.g. docs/serving.md")
     parser.add_argument("--presets", type=Path, help="folder to write each served model's calibrated preset "
@@ -564,7 +615,8 @@ def main() -> None:
     if not args.probe_slos > 0:
         parser.error(f"--probe-slos: must be > 0, got {args.probe_slos}")
     for flag, section, study in ((args.profile, "capacity-profile", profile),
-                                 (args.probe_study, "capacity-probes", probe_study)):
+                                 (args.probe_study, "capacity-probes", probe_study),
+                                 (args.timing_study, "capacity-timing", timing_study)):
         if flag:
             text = study(args.models, args)
             if args.out:
