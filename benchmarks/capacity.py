@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ebatch import policies
-from ebatch.bench.loadgen import run_load
+from ebatch.bench.loadgen import LoadResult, run_load
 from ebatch.bench.maxrate import find_max_rate
 from ebatch.bench.predict import ServerModel, simulate_load, simulated_load, simulated_max_rate
 from ebatch.bench.runtime import bench_model
@@ -182,7 +182,7 @@ class ProbeRun:
 
     rate_rps: float
     schedule: Schedule
-    result: object
+    result: LoadResult
     share: float
     step_cpu_s: float
     speed: float
@@ -231,26 +231,27 @@ def search(server: ServerProcess, calibrated_sim: ServerModel, arrival: str, slo
     passing = [r for r in runs if r.rate_rps == found.max_rate_rps]
     rerun = run_load(make_schedule(WORKLOAD, arrival, found.max_rate_rps, **bounds), server.url, server.name, slo_s,
                      timeout_s, seed).result.p99_s if passing else float("nan")  # is the answer repeatable?
-    simulated_p99, steps_speed, agree = {}, {}, 0
+    simulated_p99, steps_speeds, agree = {}, {}, 0
     for run in runs:
         expected = simulate_load(at_speed(calibrated_sim, run.speed, run.share), run.schedule, slo_s, timeout_s)
         agree += expected.result.slo_met == run.result.slo_met
         simulated_p99[run.rate_rps] = expected.result.p99_s
         at_calibration_s = simulate_load(calibrated_sim, run.schedule, slo_s, timeout_s).busy_s
         whole = run.result.ok == run.result.requests and run.step_cpu_s > 0  # else the server's work was cut short
-        steps_speed[run.rate_rps] = at_calibration_s / run.step_cpu_s if whole else float("nan")
+        steps_speeds[run.rate_rps] = at_calibration_s / run.step_cpu_s if whole else float("nan")
         print(f"    {run.rate_rps:.3g}/s simulated: p99 {expected.result.p99_s:.3g} s; steps' speed "
-              f"{steps_speed[run.rate_rps]:.2f}", file=sys.stderr)
+              f"{steps_speeds[run.rate_rps]:.2f}", file=sys.stderr)
     failed = [r.rate_rps for r in runs if not r.result.slo_met and r.rate_rps > found.max_rate_rps]
     deciding = [r for r in runs if r.rate_rps in (found.max_rate_rps, min(failed, default=None))]
     share = float(np.mean([r.share for r in deciding]))
     speed = float(np.mean([r.speed for r in deciding]))
-    known = [steps_speed[r.rate_rps] for r in deciding if np.isfinite(steps_speed[r.rate_rps])]
-    work_speed = float(np.mean(known)) if known else speed
+    known = [steps_speeds[r.rate_rps] for r in deciding if np.isfinite(steps_speeds[r.rate_rps])]
+    steps_speed = float(np.mean(known)) if known else float("nan")  # NaN: no deciding probe ran whole
     return CapacityRow(calibrated_sim.model.name, "", arrival, found.max_rate_rps, min(failed) if failed else None,
                        len(runs), agree, predicted(at_speed(calibrated_sim, speed, share), guess),
                        predicted(at_speed(calibrated_sim, 1.0, share), guess),
-                       predicted(at_speed(calibrated_sim, work_speed, share), guess), share, speed, work_speed,
+                       predicted(at_speed(calibrated_sim, steps_speed, share), guess) if known else float("nan"),
+                       share, speed, steps_speed,
                        elapsed, passing[0].result.p99_s if passing else float("nan"), rerun,
                        simulated_p99.get(found.max_rate_rps, float("nan")))
 
