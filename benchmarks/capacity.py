@@ -353,19 +353,25 @@ def probe_study(names: list[str], args) -> str:
              "median over the schedules.", "",
              "| model | policy | arrival | probe | max rate: median | spread (cv over schedules) | p99 elasticity |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for name, label, arrival, slo_s, server in studied_servers(names, args):
+        for probe_slos in PROBE_STUDY_SLOS:
+            rates, elasticity = searched_rates(server, arrival, slo_s, probe_slos)
+            lines.append(f"| {name} | {label} | {arrival} | {probe_slos:g} x SLO | {np.median(rates):.3g} "
+                         f"| {np.std(rates) / np.mean(rates):.0%} | {elasticity:.2f} |")
+            print(lines[-1], file=sys.stderr)
+    return "\n".join(lines)
+
+
+def studied_servers(names: list[str], args):
+    """``(model, label, arrival, SLO, server model)`` for every policy the benchmark searches and every
+    ``--arrivals``, each model on a preset calibrated just before (the simulated studies' loop)."""
     for name in names:
         model = bench_model(name)
         slo_s = SLO_S[name]
         sim = ServerModel(model, calibrated(model, args.calibration_repeats)[0], "ebatch", with_batch({}))
         for label, policy, params in configs(slo_s, fixed_timesteps(sim, slo_s, args.probe_slos), quick=False):
             for arrival in args.arrivals:
-                for probe_slos in PROBE_STUDY_SLOS:
-                    rates, elasticity = searched_rates(replace(sim, policy=policy, params=with_batch(params)),
-                                                       arrival, slo_s, probe_slos)
-                    lines.append(f"| {name} | {label} | {arrival} | {probe_slos:g} x SLO | {np.median(rates):.3g} "
-                                 f"| {np.std(rates) / np.mean(rates):.0%} | {elasticity:.2f} |")
-                    print(lines[-1], file=sys.stderr)
-    return "\n".join(lines)
+                yield name, label, arrival, slo_s, replace(sim, policy=policy, params=with_batch(params))
 
 
 def timing_study(names: list[str], args) -> str:
@@ -383,19 +389,13 @@ def timing_study(names: list[str], args) -> str:
              "| model | policy | arrival | max rate as sent | delayed: median | delayed: lowest - highest "
              "| highest / lowest |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
-    for name in names:
-        model = bench_model(name)
-        slo_s = SLO_S[name]
-        sim = ServerModel(model, calibrated(model, args.calibration_repeats)[0], "ebatch", with_batch({}))
-        for label, policy, params in configs(slo_s, fixed_timesteps(sim, slo_s, args.probe_slos), quick=False):
-            for arrival in args.arrivals:
-                server = replace(sim, policy=policy, params=with_batch(params))
-                plain = jittered_rate(server, arrival, slo_s, args.probe_slos, None, 1.0)
-                delayed = np.array([jittered_rate(server, arrival, slo_s, args.probe_slos, draw, plain or 1.0)
-                                    for draw in range(JITTER_DRAWS)])
-                lines.append(f"| {name} | {label} | {arrival} | {plain:.3g} | {np.median(delayed):.3g} | "
-                             f"{delayed.min():.3g} - {delayed.max():.3g} | {_ratio(delayed.max(), delayed.min())} |")
-                print(lines[-1], file=sys.stderr)
+    for name, label, arrival, slo_s, server in studied_servers(names, args):
+        plain = jittered_rate(server, arrival, slo_s, args.probe_slos, None, 1.0)
+        delayed = np.array([jittered_rate(server, arrival, slo_s, args.probe_slos, draw, plain or 1.0)
+                            for draw in range(JITTER_DRAWS)])
+        lines.append(f"| {name} | {label} | {arrival} | {plain:.3g} | {np.median(delayed):.3g} | "
+                     f"{delayed.min():.3g} - {delayed.max():.3g} | {_ratio(delayed.max(), delayed.min())} |")
+        print(lines[-1], file=sys.stderr)
     return "\n".join(lines)
 
 
