@@ -236,7 +236,7 @@ def search(server: ServerProcess, calibrated_sim: ServerModel, arrival: str, slo
         expected = simulate_load(at_speed(calibrated_sim, run.speed, run.share), run.schedule, slo_s, timeout_s)
         agree += expected.result.slo_met == run.result.slo_met
         simulated_p99[run.rate_rps] = expected.result.p99_s
-        at_calibration_s = simulate_load(calibrated_sim, run.schedule, slo_s, timeout_s).busy_s
+        at_calibration_s = simulate_load(at_speed(calibrated_sim, 1.0, 1.0), run.schedule, slo_s, timeout_s).busy_s
         whole = run.result.ok == run.result.requests and run.step_cpu_s > 0  # else the server's work was cut short
         steps_speeds[run.rate_rps] = at_calibration_s / run.step_cpu_s if whole else float("nan")
         print(f"    {run.rate_rps:.3g}/s simulated: p99 {expected.result.p99_s:.3g} s; steps' speed "
