@@ -187,8 +187,10 @@ def test_sigterm_drains_50_or_more_requests_in_flight_then_exits_0():
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        n = 80  # so that at least 50 are still in flight when every one has been admitted, even on a busy machine
-        xs = sequences([1000] * n, seed=9)  # B=2, T=1: the first pair alone takes 2,000 steps
+        # Two long requests take both slots (B=2, T=1) before the other 78 are sent, so none of the 78 can
+        # finish while they are being admitted, however slowly this machine sends them.
+        long_steps, n = 20_000, 80
+        xs = sequences([long_steps] * 2 + [40] * (n - 2), seed=9)
         results: list = [None] * n
         client = Client(url, timeout_s=120)
 
@@ -198,17 +200,20 @@ def test_sigterm_drains_50_or_more_requests_in_flight_then_exits_0():
             except Exception as exc:  # recorded, asserted below
                 results[i] = exc
 
+        def wait_until_in_flight(count):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _metric(url, "ebatch_in_flight_requests") < count:
+                time.sleep(0.01)
+
         threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
-        for t in threads:
+        for t in threads[:2]:
             t.start()
-        deadline = time.monotonic() + 30
-        ok = 'ebatch_requests_total{outcome="ok"}'
-        while time.monotonic() < deadline:
-            in_flight = _metric(url, "ebatch_in_flight_requests")
-            if in_flight + _metric(url, ok) == n:
-                break
-            time.sleep(0.01)
-        assert in_flight >= 50
+        wait_until_in_flight(2)
+        for t in threads[2:]:
+            t.start()
+        wait_until_in_flight(n)
+        assert _metric(url, "ebatch_in_flight_requests") == n
+        assert _metric(url, 'ebatch_requests_total{outcome="ok"}') == 0
         process.send_signal(signal.SIGTERM)
         time.sleep(0.2)
         assert httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 503
