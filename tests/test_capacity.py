@@ -116,7 +116,8 @@ def test_calibrated_preset_predicts_a_small_real_run():
 
     model = RNNModel("small", (Layer("lstm", 32, 64), Layer("lstm", 64, 64)))
     calibration = calibrate(model, "torch", threads=1, repeats=3, rows=(1, 4), columns=(4, 16), policy_requests=12)
-    assert set(calibration.total_ratio_by_kind) == {"grid", "padding", "cellular", "ebatch"}
+    policies = {"padding", "cellular", "ebatch"}
+    assert set(calibration.total_ratio_by_kind) == {"grid", *policies, *(f"{p} online" for p in policies)}
     assert "thread CPU time" in calibration.spec.sources["segment_overhead_s"]
     lengths = np.random.default_rng(1).integers(20, 120, size=24)
     configs = [("padding", "padding", {"batch_size": 4}), ("cellular", "cellular", {"batch_size": 4}),

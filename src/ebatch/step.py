@@ -19,6 +19,11 @@ invocations of the same cell type); a backend may execute a prefix of such a ste
 
 ``notify=True``: the backend reports each sequence's completion as soon as its last cell is evaluated
 (E-BATCH's hardware support); otherwise completions are known at the end of the step.
+
+A step's *layout* (:meth:`BatchStep.layout_key`) is everything but where each segment starts in its
+request: consecutive steps that move the same requests on by the same columns share one. Executors keep
+what they derive from a layout for the last :data:`LAYOUTS_KEPT` layouts (:class:`RecentLayouts`), and the
+host cost model charges for a layout that is not among them.
 """
 
 from __future__ import annotations
@@ -27,7 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BatchStep"]
+__all__ = ["LAYOUTS_KEPT", "BatchStep", "RecentLayouts"]
+
+#: how many recent step layouts an executor keeps its plans for (window policies repeat one layout for
+#: every layer; cellular runs under light load repeat one for every column)
+LAYOUTS_KEPT = 4
 
 _SEGMENT_FIELDS = ("seg_row", "seg_col", "seg_request", "seg_start", "seg_length", "seg_reset")
 
@@ -217,6 +226,12 @@ class BatchStep:
         ends = np.bincount(self.seg_end_col, minlength=self.width + 1)
         return np.cumsum(np.bincount(self.seg_col, minlength=self.width + 1) - ends)[: self.width]
 
+    def layout_key(self) -> tuple:
+        """Width, direction and every segment's row, column, length, reset flag and request: all an
+        executor's plan of the step depends on (not the segments' start positions)."""
+        return (self.width, self.direction) + tuple(
+            a.tobytes() for a in (self.seg_row, self.seg_col, self.seg_length, self.seg_reset, self.seg_request))
+
     # ---- views ---------------------------------------------------------------------------------------
 
     def dense(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -262,3 +277,24 @@ class BatchStep:
             fused=False,
             notify=self.notify,
         )
+
+
+class RecentLayouts:
+    """The last :data:`LAYOUTS_KEPT` distinct step layouts, each with what was made for it (the oldest goes
+    first)."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple, object] = {}
+
+    def __contains__(self, step: BatchStep) -> bool:
+        return step.layout_key() in self._made
+
+    def fetch(self, step: BatchStep, make=lambda step: None) -> tuple[object, bool]:
+        """What was made for ``step``'s layout, and whether it is new (then ``make(step)`` made it now)."""
+        key = step.layout_key()
+        if key in self._made:
+            return self._made[key], False
+        if len(self._made) >= LAYOUTS_KEPT:
+            del self._made[next(iter(self._made))]
+        made = self._made[key] = make(step)
+        return made, True

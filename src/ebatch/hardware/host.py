@@ -6,7 +6,9 @@ fused or not (one GEMM projects the inputs of all its cells, then one small GEMM
 per column; padded cells are skipped), so a step over ``columns`` time-steps of one layer direction with
 ``segments`` segments and ``cells`` useful cells costs::
 
-    time_s = step_overhead_s                                              (planning, the call itself)
+    time_s = step_overhead_s                                                           (the call itself)
+             + new_layout x layout_overhead_s   (the executor builds the step's plan: 1 when its layout
+                                                 is not among the last LAYOUTS_KEPT steps', else 0)
              + segments x segment_overhead_s     (per-segment bookkeeping: slicing inputs and outputs,
                                                   loading and saving a request's recurrent state)
              + columns x column_overhead_s       (per column: the gate arithmetic's calls, the weight read)
@@ -22,6 +24,16 @@ Measured on AMD EPYC with torch 2.13's MKL-packed per-column GEMM (``ebatch cali
 columns): a column's time grows by about 95 us a row up to 4 rows and 45 us a row above, so a model
 linear in cells underprices the 2-6-row steps an online server runs most (by up to 30 %) and overprices
 full ones. ``ebatch calibrate`` fits k over the rows it measures.
+
+A step's layout is its segments' rows, columns, lengths, reset flags and requests
+(:meth:`~ebatch.step.BatchStep.layout_key`); the executor keeps its plans for the last
+:data:`~ebatch.step.LAYOUTS_KEPT` layouts, and the cost model keeps the same list
+(:class:`~ebatch.step.RecentLayouts`, cleared by ``reset``), so the steps must be priced in the order they
+run. Window policies repeat one layout for every layer; a cellular run of the same requests one column at a
+time repeats one for every column. Measured on the Xeon (lstm-2x512, torch, 1 thread): a one-column step of
+2-8 requests takes 0.55-0.95 ms with its plan kept and about 0.33 ms more when the plan is built; a preset
+without the term priced a served cellular probe's one-column steps at 1.2-1.5x their time.
+``layout_overhead_s`` is optional (0 leaves the term out).
 
 A non-fused step (a run of cellular invocations) pays the step overhead once: on a host the weights stay
 in memory between invocations, unlike on an accelerator whose weight buffer is refilled. The executor
@@ -59,7 +71,7 @@ from ebatch import strict_yaml
 from ebatch.hardware.cost import StepCost
 from ebatch.hardware.preset import preset_text
 from ebatch.model import RNNModel, get_model
-from ebatch.step import BatchStep
+from ebatch.step import BatchStep, RecentLayouts
 
 #: bytes of one weight as the runtime's executors hold it (float32)
 FLOAT32_BYTES = 4
@@ -91,6 +103,7 @@ class HostSpec:
     power_w: float
     weight_bandwidth_bytes_per_s: float = 0.0  # optional: 0 leaves the weight-read roofline out
     segment_overhead_s: float = 0.0  # optional: 0 where not measured
+    layout_overhead_s: float = 0.0  # optional: per step with a new layout (0 where not measured)
     narrow_rows: float = 0.0  # optional: 0 leaves the narrow-column term out
     narrow_s_per_flop: float = 0.0
     name: str = "host"
@@ -104,7 +117,8 @@ class HostSpec:
     @classmethod
     def optional_names(cls) -> list[str]:
         """Parameters a preset may leave out (they default to 0: that part of the model is off)."""
-        return ["segment_overhead_s", "weight_bandwidth_bytes_per_s", "narrow_rows", "narrow_s_per_flop"]
+        return ["segment_overhead_s", "layout_overhead_s", "weight_bandwidth_bytes_per_s", "narrow_rows",
+                "narrow_s_per_flop"]
 
     def on_shared_core(self, cpu_share: float) -> HostSpec:
         """This host when the executor's thread gets only ``cpu_share`` (0..1] of a core while it runs (a
@@ -194,15 +208,18 @@ class HostCostModel:
 
     def __init__(self, spec: HostSpec, model: str | RNNModel) -> None:
         self.spec, self.model = spec, get_model(model) if isinstance(model, str) else model
+        self._layouts = RecentLayouts()
 
     def reset(self) -> None:
-        """Nothing carries over between steps on a host."""
+        """Forget the recent layouts (the executor's plans)."""
+        self._layouts = RecentLayouts()
 
     def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
         layer, spec = self.model.layers[step.layer], self.spec
         cells = step.useful_cells
-        overhead_s = (spec.step_overhead_s + step.seg_row.size * spec.segment_overhead_s
-                      + step.width * spec.column_overhead_s)
+        new_layout = self._layouts.fetch(step)[1] if commit else step not in self._layouts
+        overhead_s = (spec.step_overhead_s + new_layout * spec.layout_overhead_s
+                      + step.seg_row.size * spec.segment_overhead_s + step.width * spec.column_overhead_s)
         recurrent_flops_per_cell = 2 * layer.gate_rows * layer.output_size
         recurrent_s = cells * recurrent_flops_per_cell * spec.recurrent_s_per_flop
         if spec.narrow_s_per_flop > 0 and spec.narrow_rows > 0:

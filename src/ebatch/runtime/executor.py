@@ -38,7 +38,7 @@ from ebatch.runtime.gates import gate_weights
 from ebatch.runtime.plan import StepPlan
 from ebatch.runtime.stages import ModelStages
 from ebatch.runtime.weights import RNNWeights
-from ebatch.step import BatchStep
+from ebatch.step import BatchStep, RecentLayouts
 
 __all__ = ["Executor"]
 
@@ -103,18 +103,16 @@ class Executor(ColumnLoop):
         #: seconds spent in the input projections, in the recurrences, and in whole steps (the rest is
         #: gathering, scattering and bookkeeping); for profiles such as the benchmark's
         self.project_s = self.recur_s = self.execute_s = 0.0
-        self._plans: dict[tuple, StepPlan] = {}
+        self._plans = RecentLayouts()
+        #: steps whose layout was not among the recent ones (their plan was built: index arrays for
+        #: gathering and scattering, the recurrence's column schedule)
+        self.plans_built = 0
 
     def _plan(self, step: BatchStep) -> StepPlan:
-        """The step's plan; window policies repeat a layout for every layer, so recent plans are kept."""
-        key = (step.width, step.direction) + tuple(
-            a.tobytes() for a in (step.seg_row, step.seg_col, step.seg_length, step.seg_reset, step.seg_request)
-        )
-        plan = self._plans.get(key)
-        if plan is None:
-            if len(self._plans) >= 4:
-                del self._plans[next(iter(self._plans))]
-            plan = self._plans[key] = StepPlan.build(step)
+        """The step's plan, made once per layout among the recent ones (window policies repeat a layout
+        for every layer)."""
+        plan, new = self._plans.fetch(step, StepPlan.build)
+        self.plans_built += new
         return plan
 
     def add(self, request: int, x: np.ndarray, initial_state: tuple | None = None, keep_state: bool = False) -> None:

@@ -11,16 +11,23 @@ fitted to it predicted rates a server did not reach):
   workload (:data:`CALIBRATION_WORKLOAD`, lengths divided by :data:`LENGTH_DIVISOR`, all queued at 0,
   B = the grid's largest rows): ragged padded batches, runs of cellular invocations whose requests
   continue saved states, windows that concatenate sequences. None of these are the workloads the preset
-  is later checked on.
+  is later checked on;
+- **online**: the steps the same three policies make when the requests arrive (Poisson) at
+  :data:`ONLINE_LOAD` of the rate each sustained offline: the short runs of few requests, one column at a
+  time, that a server under load makes. These schedules are drawn once, on a preliminary fit of the first
+  pass, and every pass executes the same steps. Without them a preset fitted on full batches priced a
+  served cellular probe's one-column steps at 1.2-1.5x their time (``benchmarks/replay_probe.py``).
 
 The clock is the executor thread's CPU time with one CPU thread (a single-threaded executor runs on the
 calling thread, so this is the time it takes on a core of its own, whatever else the machine runs), and
-wall time otherwise (several threads, or a GPU). The host cost model's six coefficients (per step, per
-segment, per column, per recurrent flop, per input flop, per recurrent flop of a column's first
-``narrow_rows`` rows) are fitted by non-negative least squares on relative error, for every ``narrow_rows``
-below the most rows measured; the best fit is kept. The grid measures every row count a step of a batch
-of 16 is likely to have often (1-4, 6, 8, 12, 16): a column's cost is not linear in its rows. Bounded:
-``(repeats + 1) x (len(rows) x len(columns) + 3 policy runs)`` passes over the model.
+wall time otherwise (several threads, or a GPU). Each step records whether the executor built its plan
+(its layout was not among the recent ones, :class:`~ebatch.step.RecentLayouts`). The host cost model's
+seven coefficients (per step, per new layout, per segment, per column, per recurrent flop, per input flop,
+per recurrent flop of a column's first ``narrow_rows`` rows) are fitted by non-negative least squares on
+relative error, for every ``narrow_rows`` below the most rows measured; the best fit is kept. The grid
+measures every row count a step of a batch of 16 is likely to have often (1-4, 6, 8, 12, 16): a column's
+cost is not linear in its rows. Bounded:
+``(repeats + 1) x (len(rows) x len(columns) + 6 policy runs)`` passes over the model.
 """
 
 from __future__ import annotations
@@ -46,8 +53,9 @@ CALIBRATION_WORKLOAD = "librispeech-dev-clean"
 LENGTH_DIVISOR = 8
 GRID_ROWS = (1, 2, 3, 4, 6, 8, 12, 16)
 POLICY_RUNS = (("padding", {}), ("cellular", {}), ("ebatch", {"timesteps": 16}))
-_NAMES = ("step_overhead_s", "segment_overhead_s", "column_overhead_s", "recurrent_s_per_flop", "input_s_per_flop",
-          "narrow_s_per_flop")
+ONLINE_LOAD = 0.5
+_NAMES = ("step_overhead_s", "segment_overhead_s", "layout_overhead_s", "column_overhead_s", "recurrent_s_per_flop",
+          "input_s_per_flop", "narrow_s_per_flop")
 
 
 @dataclass(frozen=True)
@@ -62,11 +70,14 @@ class StepTiming:
     kind: str = "grid"
     #: how many of its columns hold 0, 1, 2, ... rows (what the narrow-column term needs)
     columns_by_rows: tuple[int, ...] = ()
+    #: whether the executor built the step's plan (its layout was not among the recent ones)
+    new_layout: bool = True
 
     @classmethod
-    def of(cls, step: BatchStep, time_s: float, kind: str) -> StepTiming:
+    def of(cls, step: BatchStep, time_s: float, kind: str, new_layout: bool) -> StepTiming:
         by_rows = tuple(np.bincount(step.column_rows(), minlength=step.slots + 1).tolist())
-        return cls(step.layer, int(step.seg_row.size), step.width, step.useful_cells, time_s, kind, by_rows)
+        return cls(step.layer, int(step.seg_row.size), step.width, step.useful_cells, time_s, kind, by_rows,
+                   new_layout)
 
     def narrow_cells(self, narrow_rows: int) -> int:
         """Cells among the first ``narrow_rows`` rows of each column."""
@@ -98,7 +109,7 @@ class Calibration:
 def _features(model: RNNModel, t: StepTiming) -> list[float]:
     """The terms of every coefficient but the narrow-column one (:func:`_recurrent_flops` times narrow cells)."""
     layer = model.layers[t.layer]
-    return [1.0, float(t.segments), float(t.columns), t.cells * _recurrent_flops(model, t),
+    return [1.0, float(t.segments), float(t.new_layout), float(t.columns), t.cells * _recurrent_flops(model, t),
             t.cells * 2.0 * layer.gate_rows * layer.input_size]
 
 
@@ -137,13 +148,13 @@ class _TimedExecutor:
         self._last_end = None
 
     def cost(self, step: BatchStep, commit: bool = True) -> StepCost:
-        start = self.clock()
+        start, built = self.clock(), self.executor.plans_built
         self.executor.execute(step)
         self.executor.synchronize()
         end = self.clock()
         elapsed = end - (start if self._last_end is None else self._last_end)
         self._last_end = end
-        self.timings.append(StepTiming.of(step, elapsed, self.kind))
+        self.timings.append(StepTiming.of(step, elapsed, self.kind, self.executor.plans_built > built))
         return StepCost(elapsed, 0.0, {})
 
 
@@ -161,16 +172,17 @@ def _grid_pass(executor, model: RNNModel, clock, rows, columns, rng) -> list[Ste
                     first = 0 if direction == 0 else c - 1
                     step = BatchStep(layer_index, direction, c, r, range(r), [0] * r, ids, [first] * r, [c] * r,
                                      [True] * r)
-                    start = clock()
+                    start, built = clock(), executor.plans_built
                     executor.execute(step)
                     executor.synchronize()
-                    timings.append(StepTiming.of(step, clock() - start, "grid"))
+                    timings.append(StepTiming.of(step, clock() - start, "grid", executor.plans_built > built))
             for i in ids:
                 executor.pop_result(i)
     return timings
 
 
 def _policy_pass(executor, model: RNNModel, clock, batch_size: int, inputs) -> list[StepTiming]:
+    """Each of :data:`POLICY_RUNS` on ``inputs``, all queued at 0."""
     from ebatch import policies
     from ebatch.sim.engine import Simulator
     from ebatch.workload import Workload
@@ -185,12 +197,48 @@ def _policy_pass(executor, model: RNNModel, clock, batch_size: int, inputs) -> l
     return timings
 
 
+def _online_plans(model: RNNModel, batch_size: int, inputs, offline: list[StepTiming],
+                  seed: int) -> list[tuple[str, list[BatchStep]]]:
+    """Per policy of :data:`POLICY_RUNS`, the steps it makes when ``inputs`` arrive (Poisson) at
+    :data:`ONLINE_LOAD` of the rate it sustained offline: the short runs of few requests a server under
+    load makes. Drawn once, on a preliminary fit of the ``offline`` timings, so every pass times the same
+    steps."""
+    from ebatch import policies
+    from ebatch.hardware.host import HostCostModel
+    from ebatch.sim.engine import Simulator
+    from ebatch.workload import Workload
+
+    prices = HostCostModel(fit_host(model, offline, "preliminary", "preliminary", 0.0).spec, model)
+    rng, lengths, plans = np.random.default_rng(seed), [len(x) for x in inputs], []
+    for name, params in POLICY_RUNS:
+        busy_s = sum(t.time_s for t in offline if t.kind == name)
+        arrival_s = np.cumsum(rng.exponential(busy_s / len(inputs) / ONLINE_LOAD, len(inputs)))
+        workload = Workload.from_lengths(lengths, arrival_s, name="calibration")
+        result = Simulator(model, workload, policies.get(name, batch_size=batch_size, **params), prices,
+                           cut_runs=False, keep_plan=True).run().result()
+        plans.append((f"{name} online", [step for _, step in result.plan]))
+    return plans
+
+
+def _plan_pass(executor, clock, inputs, plans: list[tuple[str, list[BatchStep]]]) -> list[StepTiming]:
+    """Every step of ``plans`` executed in order and timed as :class:`_TimedExecutor` times it."""
+    timings = []
+    for kind, steps in plans:
+        backend = _TimedExecutor(executor, clock, inputs, kind)
+        backend.reset()
+        for step in steps:
+            backend.cost(step)
+        timings += backend.timings
+    return timings
+
+
 def measure_steps(model: str | RNNModel, backend: str = "torch", threads: int | None = 1,
                   rows: tuple[int, ...] = GRID_ROWS, columns: tuple[int, ...] = (4, 16, 64, 512), repeats: int = 2,
                   seed: int = 0, policy_requests: int = 48, device: str | None = None) -> list[StepTiming]:
     """The median of ``repeats`` timings of every grid and policy step (``policy_requests=0``: grid only);
-    the first pass is not kept (on CUDA it captures the step shapes' graphs). ``device``: ``"cuda"`` for
-    the torch backend on a GPU (timed in wall time)."""
+    the first pass is not kept (on CUDA it captures the step shapes' graphs; its policy steps give the
+    preliminary fit the online plans are drawn on). ``device``: ``"cuda"`` for the torch backend on a GPU
+    (timed in wall time)."""
     from ebatch.runtime.engine import make_executor
     from ebatch.runtime.weights import RNNWeights
     from ebatch.workload import Workload
@@ -203,11 +251,14 @@ def measure_steps(model: str | RNNModel, backend: str = "torch", threads: int | 
     rng = np.random.default_rng(seed)
     inputs = [rng.standard_normal((max(1, int(n) // LENGTH_DIVISOR), model.layers[0].input_size), dtype=np.float32)
               for n in lengths]
-    passes = []
+    passes, plans = [], None
     for _ in range(repeats + 1):  # the first pass warms up and is not kept
         timings = _grid_pass(executor, model, clock, rows, columns, np.random.default_rng(seed))
         if inputs:
             timings += _policy_pass(executor, model, clock, max(rows), inputs)
+            if plans is None:
+                plans = _online_plans(model, max(rows), inputs, timings, seed)
+            timings += _plan_pass(executor, clock, inputs, plans)
         passes.append(timings)
     return [replace(same[0], time_s=float(np.median([t.time_s for t in same]))) for same in zip(*passes[1:])]
 
