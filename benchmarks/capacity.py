@@ -323,7 +323,8 @@ def profile(names: list[str], args) -> str:
              f"`{' '.join(['python benchmarks/capacity.py', *sys.argv[1:]])}`: each policy's steps, offline, "
              f"64 {WORKLOAD} requests, priced by a preset calibrated just before; the share of the busy time in "
              "each term of the host cost model (src/ebatch/hardware/host.py).", "",
-             "| model | policy | busy s | per step | per segment | per column | per cell | cells per column |",
+             "| model | policy | busy s | per step (and plan) | per segment | per column | per cell "
+             "| cells per column |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in names:
         model = bench_model(name)
@@ -443,7 +444,7 @@ def time_split(model, spec: HostSpec, policy: str, params: dict, lengths) -> dic
     prices = HostCostModel(spec, model)
     costs = [prices.cost(step).breakdown for step in steps]
     columns = sum(step.width for step in steps)
-    return {"step": len(steps) * spec.step_overhead_s,
+    return {"step": len(steps) * spec.step_overhead_s + sum(c["layout_s"] for c in costs),
             "segment": sum(step.seg_row.size for step in steps) * spec.segment_overhead_s,
             "column": columns * spec.column_overhead_s,
             "cell": sum(c["recurrent_s"] + c["input_s"] for c in costs),
@@ -461,11 +462,12 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
              f"torch backend, 1 thread, B={BATCH_SIZE}, {WORKLOAD} lengths, random weights (seed 0).", "",
              "**Calibrated presets** (``ebatch calibrate``'s fit, in seconds of one core; share = this process's "
              "CPU / wall time while calibrating):", "",
-             "| model | step | segment | column | recurrent / flop | input / flop | narrow rows | narrow / flop "
-             "| fit error | share |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| model | step | new layout | segment | column | recurrent / flop | input / flop | narrow rows "
+             "| narrow / flop | fit error | share |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, spec, error, share in page["presets"]:
-        lines.append(f"| {name} | {spec.step_overhead_s * 1e3:.3f} ms | {spec.segment_overhead_s * 1e6:.1f} us | "
+        lines.append(f"| {name} | {spec.step_overhead_s * 1e3:.3f} ms | {spec.layout_overhead_s * 1e3:.3f} ms | "
+                     f"{spec.segment_overhead_s * 1e6:.1f} us | "
                      f"{spec.column_overhead_s * 1e6:.1f} us | {spec.recurrent_s_per_flop:.3g} s | "
                      f"{spec.input_s_per_flop:.3g} s | {spec.narrow_rows:g} | {spec.narrow_s_per_flop:.3g} s | "
                      f"{error:.1%} | {share:.2f} |")

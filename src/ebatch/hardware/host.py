@@ -232,7 +232,8 @@ class HostCostModel:
             weights_s = weight_bytes / spec.weight_bandwidth_bytes_per_s
         time_s = overhead_s + max(recurrent_s + input_s, weights_s)
         energy_j = spec.power_w * time_s
-        return StepCost(time_s, energy_j, {"overhead_s": overhead_s, "recurrent_s": recurrent_s,
+        layout_s = new_layout * spec.layout_overhead_s
+        return StepCost(time_s, energy_j, {"overhead_s": overhead_s, "layout_s": layout_s, "recurrent_s": recurrent_s,
                                            "input_s": input_s, "weights_s": weights_s,
                                            "estimated_energy_j": energy_j})
 
