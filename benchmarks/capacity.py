@@ -534,8 +534,8 @@ def repeatability(rows: list[CapacityRow]) -> str:
     spread = f", up to {finite.max():.0%}" if finite.size else ""
     return (f"Repeatability: the highest passing probe, run again on the same schedule right after its search, "
             f"met the SLO again in {again} of {len(reruns)} searches; its p99 moved by a median of "
-            f"{np.median(moved):.0%}{spread}" + (f", and {unanswered} reruns left a request unanswered within the "
-                                                 "timeout." if unanswered else "."))
+            f"{np.median(moved):.0%}{spread}" + (f", and {unanswered} rerun{'s' * (unanswered > 1)} left a request "
+                                                 "unanswered within the timeout." if unanswered else "."))
 
 
 def targets(rows: list[CapacityRow]) -> list[str]:

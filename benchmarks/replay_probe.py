@@ -9,8 +9,9 @@ Calibrates a host preset for ``--model`` (torch backend, 1 thread, ``ebatch cali
 ``benchmarks/capacity.py`` simulates a probe (steps run whole). It prints the latencies of both; the
 steps each made (count, columns, mean rows a column); the served steps' measured time against the
 preset's price of those very steps; and that comparison by step shape (rows, fused or a non-fused run,
-layer), which says which steps the preset misprices. Writes nothing but ``--out`` (the ``replay``
-section of that file).
+layer), which says which steps the preset misprices. ``--rates`` replays more rates on the same seed and
+tabulates the p99, served and simulated, against the rate: whether the SLO's pass set is an interval, which
+the max-rate search assumes. Writes nothing but ``--out`` (its ``--section``, ``replay`` by default).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import datetime
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ from ebatch.experiments.study.compare import parse_policy
 from ebatch.hardware.host import HostCostModel, cpu_name, load_host_preset
 from ebatch.serve.service import ModelService, ServeConfig
 from ebatch.sim.engine import Simulator
-from ebatch.step import BatchStep
+from ebatch.step import LAYOUTS_KEPT, BatchStep, RecentLayouts
 from ebatch.workload import Workload
 
 MIN_GROUP_S = 0.05  # step shapes whose measured time sums to less are left out of the table
@@ -62,7 +64,14 @@ def served(model, policy: str, params: dict, schedule) -> tuple[np.ndarray, list
     service = ModelService(config, listener=recorder)
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((int(n), model.layers[0].input_size), dtype=np.float32) for n in schedule.lengths]
-    service.engine.submit(inputs[int(np.argmax(schedule.lengths))]).result()  # warm-up: the heap at its peak
+    # warm-up as the capacity benchmark's: two bursts of B of the workload's longest requests at once, so the
+    # steps reach their largest size and the heap its peak (the executor keeps freed memory for reuse)
+    longest = np.sort(Workload.from_dataset(WORKLOAD).lengths)[-params["batch_size"]:]
+    for _ in range(2):
+        burst = [service.engine.submit(rng.standard_normal((int(n), model.layers[0].input_size), dtype=np.float32))
+                 for n in longest]
+        for future in burst:
+            future.result()
     recorder.steps.clear()
     between_s = service.engine.schedule_s
     answered = np.full(len(schedule), np.nan)
@@ -81,11 +90,62 @@ def served(model, policy: str, params: dict, schedule) -> tuple[np.ndarray, list
     return answered - (start + schedule.send_s), recorder.steps, between_s
 
 
+@dataclass
+class Replay:
+    """One schedule served in-process and simulated."""
+
+    rate_rps: float
+    requests: int
+    served_latency_s: np.ndarray  # from each request's scheduled send
+    served_steps: list[tuple[BatchStep, float]]  # each with its wall seconds
+    between_s: float  # the engine's seconds between steps
+    simulated: object  # the simulator's result (plan kept)
+    simulated_latency_s: np.ndarray
+    priced_s: float  # the preset's price of the served steps
+
+    @property
+    def measured_s(self) -> float:
+        return sum(seconds for _, seconds in self.served_steps)
+
+    @property
+    def served_p99_s(self) -> float:
+        return float(np.nanpercentile(self.served_latency_s, 99))
+
+    @property
+    def simulated_p99_s(self) -> float:
+        return float(np.percentile(self.simulated_latency_s, 99))
+
+
+def replay(model, name: str, params: dict, prices: HostCostModel, args, rate_rps: float) -> Replay:
+    """The capacity benchmark's schedule at ``rate_rps``, served in-process and simulated."""
+    cv = 1.0 if args.arrival == "poisson" else 2.0
+    schedule = make_schedule(WORKLOAD, args.arrival, rate_rps, 400, args.probe_slos * SLO_S[args.model], cv,
+                             args.seed)
+    latency_s, steps, between_s = served(model, name, params, schedule)
+    prices.reset()
+    simulated = Simulator(model, Workload.from_lengths(schedule.lengths, schedule.send_s),
+                          policies.get(name, **params), prices, cut_runs=False, keep_plan=True).run().result()
+    prices.reset()
+    priced_s = sum(prices.cost(step).time_s for step, _ in steps)
+    return Replay(rate_rps, len(schedule), latency_s, steps, between_s, simulated,
+                  simulated.finish_s - schedule.send_s, priced_s)
+
+
+def requests_a_column(steps: list[BatchStep]) -> float:
+    return float(np.average([s.seg_row.size for s in steps], weights=[s.width for s in steps]))
+
+
+def new_layouts(steps: list[BatchStep]) -> int:
+    """How many of ``steps`` had a layout that was not among the last :data:`LAYOUTS_KEPT` (the executor built
+    their plan)."""
+    recent = RecentLayouts()
+    return sum(recent.fetch(step)[1] for step in steps)
+
+
 def describe(steps: list[BatchStep]) -> str:
-    widths = np.array([s.width for s in steps])
-    rows = np.array([s.seg_row.size for s in steps])
-    return (f"{len(steps)} steps, {widths.sum()} columns, {np.average(rows, weights=widths):.2f} requests a "
-            "column")
+    columns = sum(s.width for s in steps)
+    return (f"{len(steps)} steps, {columns} columns, {requests_a_column(steps):.2f} requests a column, "
+            f"{new_layouts(steps) / len(steps):.0%} with a new layout")
 
 
 def main() -> None:
@@ -94,58 +154,77 @@ def main() -> None:
     parser.add_argument("--policy", default="cellular:priority=most-ready", help="NAME[:KEY=VALUE...] as for "
                         "ebatch serve (B=16 unless given)")
     parser.add_argument("--rate", type=float, default=2.57, help="requests/s")
+    parser.add_argument("--rates", default="", help="more req/s to replay on the same seed, comma-separated: "
+                        "a table of the p99 against the rate")
     parser.add_argument("--arrival", default="gamma", choices=("poisson", "gamma"))
     parser.add_argument("--probe-slos", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hardware", type=Path, help="a host preset (default: calibrate one now)")
-    parser.add_argument("--out", type=Path, help="Markdown file whose 'replay' section to (re)write")
+    parser.add_argument("--out", type=Path, help="Markdown file whose --section to (re)write")
+    parser.add_argument("--section", default="replay", help="the section of --out (default: replay)")
     args = parser.parse_args()
     name, params = parse_policy(args.policy, "replay")
     params = with_batch(params)
+    try:
+        rates = [args.rate] + [float(r) for r in args.rates.split(",") if r]
+    except ValueError:
+        parser.error(f"--rates: comma-separated requests/s, e.g. 3,6,12; got {args.rates!r}")
+    if min(rates) <= 0:
+        parser.error(f"--rate/--rates: every rate must be > 0 requests/s, got {min(rates):g}")
     import torch
 
     torch.set_num_threads(1)
     model = bench_model(args.model)
     spec = load_host_preset(args.hardware) if args.hardware else calibrate(model, "torch", 1, 2).spec
-    slo_s = SLO_S[args.model]
-    cv = 1.0 if args.arrival == "poisson" else 2.0
-    schedule = make_schedule(WORKLOAD, args.arrival, args.rate, 400, args.probe_slos * slo_s, cv, args.seed)
-    latency_s, steps, between_s = served(model, name, params, schedule)
     prices = HostCostModel(spec, model)
-    simulated = Simulator(model, Workload.from_lengths(schedule.lengths, schedule.send_s),
-                          policies.get(name, **params), prices, cut_runs=False, keep_plan=True).run().result()
-    simulated_s = simulated.finish_s - schedule.send_s
-    measured_s = sum(seconds for _, seconds in steps)
-    priced_s = sum(prices.cost(step).time_s for step, _ in steps)
+    slo_s = SLO_S[args.model]
+    replays = [replay(model, name, params, prices, args, rate) for rate in rates]
+    first = replays[0]
+    measured_s = first.measured_s
     command = " ".join(["python benchmarks/replay_probe.py", *sys.argv[1:]])
-    lines = ["## One probe replayed (generated)", "",
+    lines = [f"## One probe replayed: {args.model}, {args.policy} (generated)", "",
              f"`{command}` on {cpu_name()}, {datetime.date.today().isoformat()}: {args.model}, {args.policy}, "
-             f"{args.arrival} at {args.rate:g} req/s for {args.probe_slos:g} x SLO ({len(schedule)} requests), "
+             f"{args.arrival} at {args.rate:g} req/s for {args.probe_slos:g} x SLO ({first.requests} requests), "
              "served in-process and simulated.", "",
-             f"- Latency, served: p99 {np.nanpercentile(latency_s, 99):.2f} s, max {np.nanmax(latency_s):.2f} s; "
-             f"simulated: p99 {np.percentile(simulated_s, 99):.2f} s, max {simulated_s.max():.2f} s "
+             f"- Latency, served: p99 {first.served_p99_s:.2f} s, max {np.nanmax(first.served_latency_s):.2f} s; "
+             f"simulated: p99 {first.simulated_p99_s:.2f} s, max {first.simulated_latency_s.max():.2f} s "
              f"(timeout {TIMEOUT_PER_SLO * slo_s:g} s).",
-             f"- Steps, served: {describe([s for s, _ in steps])}; simulated: "
-             f"{describe([s for _, s in simulated.plan])}.",
-             f"- The served steps took {measured_s:.2f} s (wall) and the engine {between_s:.2f} s between them "
-             "(admitting, the policy's choice of the next step, answering: calibration times a step from the "
+             f"- Steps, served: {describe([s for s, _ in first.served_steps])}; simulated: "
+             f"{describe([s for _, s in first.simulated.plan])} (a new layout: not among the last {LAYOUTS_KEPT}, "
+             "so the executor builds its plan).",
+             f"- The served steps took {measured_s:.2f} s (wall) and the engine {first.between_s:.2f} s between "
+             "them (admitting, the policy's choice of the next step, answering: calibration times a step from the "
              "end of the one before, so the preset's price includes this); the preset prices the same steps at "
-             f"{priced_s:.2f} s (**{priced_s / (measured_s + between_s):.2f}x** their time with what lies "
-             f"between them, {priced_s / measured_s:.2f}x without); the simulated steps were busy "
-             f"{simulated.summary()['busy_s']:.2f} s.", "",
+             f"{first.priced_s:.2f} s (**{first.priced_s / (measured_s + first.between_s):.2f}x** their time with "
+             f"what lies between them, {first.priced_s / measured_s:.2f}x without); the simulated steps were busy "
+             f"{first.simulated.summary()['busy_s']:.2f} s.", "",
              "| requests | kind | layer | steps | columns | measured s (steps only) | priced / measured "
              "| measured us a column |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     groups = collections.defaultdict(lambda: np.zeros(4))
-    for step, seconds in steps:
+    prices.reset()
+    for step, seconds in first.served_steps:
         groups[(step.seg_row.size, step.fused, step.layer)] += (1, step.width, seconds, prices.cost(step).time_s)
     for (rows, fused, layer), (count, columns, seconds, priced) in sorted(groups.items()):
         if seconds >= MIN_GROUP_S:
             lines.append(f"| {rows} | {'fused' if fused else 'run'} | {layer} | {count:.0f} | {columns:.0f} | "
                          f"{seconds:.2f} | {priced / seconds:.2f} | {seconds / columns * 1e6:.0f} |")
+    if len(replays) > 1:
+        lines += ["", f"**p99 against the rate** (seed {args.seed}, SLO {slo_s:g} s; priced / measured: the preset's "
+                  "price of the served steps over their time with what lies between them):", "",
+                  "| req/s | requests | p99 served | p99 simulated | simulated / served | SLO met: served, "
+                  "simulated | requests a column, served | priced / measured |",
+                  "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+        for r in sorted(replays, key=lambda r: r.rate_rps):
+            lines.append(f"| {r.rate_rps:g} | {r.requests} | {r.served_p99_s:.2f} s | {r.simulated_p99_s:.2f} s | "
+                         f"{r.simulated_p99_s / r.served_p99_s:.2f} | "
+                         f"{'yes' if r.served_p99_s <= slo_s else 'no'}, "
+                         f"{'yes' if r.simulated_p99_s <= slo_s else 'no'} | "
+                         f"{requests_a_column([s for s, _ in r.served_steps]):.2f} | "
+                         f"{r.priced_s / (r.measured_s + r.between_s):.2f} |")
     text = "\n".join(lines)
     if args.out:
-        write_section(args.out, "replay", text, title="# Serving capacity")
+        write_section(args.out, args.section, text, title="# Serving capacity")
     print(text)
 
 
