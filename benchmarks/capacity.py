@@ -160,13 +160,21 @@ def request_overhead_s(server: ServerProcess, length: int, input_size: int, repe
     return float(np.median(added))
 
 
+WARM_UP_BURSTS = 2
+
+
+def warm_up_lengths(batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """The workload's ``batch_size`` longest requests: sent :data:`WARM_UP_BURSTS` times at once, they make
+    the steps reach their largest size, so the server's heap has grown to its peak (the executor keeps freed
+    memory for reuse) before the first probe, as a server's heap has after its first busy minutes."""
+    return np.sort(Workload.from_dataset(WORKLOAD).lengths)[-batch_size:]
+
+
 def warm_up(server: ServerProcess, slo_s: float) -> None:
-    """Two bursts of B of the workload's longest requests at once: the server's steps reach their largest
-    size, so its heap has grown to its peak (the executor keeps freed memory for reuse) before the first
-    probe, as a server's heap has after its first busy minutes."""
-    longest = np.sort(Workload.from_dataset(WORKLOAD).lengths)[-BATCH_SIZE:]
+    """:func:`warm_up_lengths`, in bursts."""
+    longest = warm_up_lengths()
     burst = Schedule(longest, np.zeros(BATCH_SIZE), float("inf"), "burst", 0.0, WORKLOAD)
-    for _ in range(2):
+    for _ in range(WARM_UP_BURSTS):
         run_load(burst, server.url, server.name, slo_s, 20 * slo_s)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from capacity import SLO_S, TIMEOUT_PER_SLO, WORKLOAD, with_batch
+from capacity import SLO_S, TIMEOUT_PER_SLO, WARM_UP_BURSTS, WORKLOAD, probe_bounds, warm_up_lengths, with_batch
 
 from ebatch import policies
 from ebatch.bench.runtime import bench_model
@@ -37,6 +37,7 @@ from ebatch.experiments.study.compare import parse_policy
 from ebatch.hardware.host import HostCostModel, cpu_name, load_host_preset
 from ebatch.serve.service import ModelService, ServeConfig
 from ebatch.sim.engine import Simulator
+from ebatch.sim.results import SimulationResult
 from ebatch.step import LAYOUTS_KEPT, BatchStep, RecentLayouts
 from ebatch.workload import Workload
 
@@ -63,14 +64,13 @@ def served(model, policy: str, params: dict, schedule) -> tuple[np.ndarray, list
                          backend="torch", threads=1, max_queued_requests=10**6, max_queued_cells=10**9)
     service = ModelService(config, listener=recorder)
     rng = np.random.default_rng(0)
-    inputs = [rng.standard_normal((int(n), model.layers[0].input_size), dtype=np.float32) for n in schedule.lengths]
-    # warm-up as the capacity benchmark's: two bursts of B of the workload's longest requests at once, so the
-    # steps reach their largest size and the heap its peak (the executor keeps freed memory for reuse)
-    longest = np.sort(Workload.from_dataset(WORKLOAD).lengths)[-params["batch_size"]:]
-    for _ in range(2):
-        burst = [service.engine.submit(rng.standard_normal((int(n), model.layers[0].input_size), dtype=np.float32))
-                 for n in longest]
-        for future in burst:
+
+    def sequences(lengths) -> list[np.ndarray]:
+        return [rng.standard_normal((int(n), model.layers[0].input_size), dtype=np.float32) for n in lengths]
+
+    inputs = sequences(schedule.lengths)
+    for _ in range(WARM_UP_BURSTS):  # the capacity benchmark's warm-up: the heap at its peak
+        for future in [service.engine.submit(x) for x in sequences(warm_up_lengths(params["batch_size"]))]:
             future.result()
     recorder.steps.clear()
     between_s = service.engine.schedule_s
@@ -98,14 +98,18 @@ class Replay:
     requests: int
     served_latency_s: np.ndarray  # from each request's scheduled send
     served_steps: list[tuple[BatchStep, float]]  # each with its wall seconds
+    priced_steps_s: np.ndarray  # the preset's price of each served step, in order
     between_s: float  # the engine's seconds between steps
-    simulated: object  # the simulator's result (plan kept)
+    simulated: SimulationResult  # plan kept
     simulated_latency_s: np.ndarray
-    priced_s: float  # the preset's price of the served steps
 
     @property
     def measured_s(self) -> float:
         return sum(seconds for _, seconds in self.served_steps)
+
+    @property
+    def priced_s(self) -> float:
+        return float(self.priced_steps_s.sum())
 
     @property
     def served_p99_s(self) -> float:
@@ -118,17 +122,16 @@ class Replay:
 
 def replay(model, name: str, params: dict, prices: HostCostModel, args, rate_rps: float) -> Replay:
     """The capacity benchmark's schedule at ``rate_rps``, served in-process and simulated."""
-    cv = 1.0 if args.arrival == "poisson" else 2.0
-    schedule = make_schedule(WORKLOAD, args.arrival, rate_rps, 400, args.probe_slos * SLO_S[args.model], cv,
-                             args.seed)
+    schedule = make_schedule(WORKLOAD, args.arrival, rate_rps,
+                             **probe_bounds(SLO_S[args.model], args.probe_slos, args.arrival, args.seed))
     latency_s, steps, between_s = served(model, name, params, schedule)
     prices.reset()
     simulated = Simulator(model, Workload.from_lengths(schedule.lengths, schedule.send_s),
                           policies.get(name, **params), prices, cut_runs=False, keep_plan=True).run().result()
     prices.reset()
-    priced_s = sum(prices.cost(step).time_s for step, _ in steps)
-    return Replay(rate_rps, len(schedule), latency_s, steps, between_s, simulated,
-                  simulated.finish_s - schedule.send_s, priced_s)
+    priced_steps_s = np.array([prices.cost(step).time_s for step, _ in steps])
+    return Replay(rate_rps, len(schedule), latency_s, steps, priced_steps_s, between_s, simulated,
+                  simulated.finish_s - schedule.send_s)
 
 
 def requests_a_column(steps: list[BatchStep]) -> float:
@@ -202,9 +205,8 @@ def main() -> None:
              "| measured us a column |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     groups = collections.defaultdict(lambda: np.zeros(4))
-    prices.reset()
-    for step, seconds in first.served_steps:
-        groups[(step.seg_row.size, step.fused, step.layer)] += (1, step.width, seconds, prices.cost(step).time_s)
+    for (step, seconds), priced_s in zip(first.served_steps, first.priced_steps_s):
+        groups[(step.seg_row.size, step.fused, step.layer)] += (1, step.width, seconds, priced_s)
     for (rows, fused, layer), (count, columns, seconds, priced) in sorted(groups.items()):
         if seconds >= MIN_GROUP_S:
             lines.append(f"| {rows} | {'fused' if fused else 'run'} | {layer} | {count:.0f} | {columns:.0f} | "
