@@ -108,6 +108,13 @@ def policy_option(policy: str, params: dict) -> str:
     return ":".join([policy] + [f"{k}={v}" for k, v in params.items()])
 
 
+def serve_options(policy: str, params: dict) -> list[str]:
+    """``ebatch serve``'s options for a probed server: the policy at B=16 and no queue limits (every request
+    is admitted, so the p99 and not a 429 says whether a rate is served)."""
+    return ["--policy", policy_option(policy, with_batch(params)), "--batch-size", str(BATCH_SIZE),
+            "--max-queued-requests", "1000000", "--max-queued-cells", "1000000000"]
+
+
 def with_batch(params: dict) -> dict:
     return {"batch_size": BATCH_SIZE} | params
 
@@ -295,9 +302,7 @@ def run_model(name: str, args, page: dict) -> None:
                                            progress=lambda s: print(f"  throughput: {s}", file=sys.stderr))
     overhead_s = None
     for label, policy, params in chosen:
-        serve_args = ["--policy", policy_option(policy, with_batch(params)), "--batch-size", str(BATCH_SIZE),
-                      "--max-queued-requests", "1000000", "--max-queued-cells", "1000000000"]
-        with ServerProcess(name, serve_args) as server:
+        with ServerProcess(name, serve_options(policy, params)) as server:
             warm_up(server, slo_s)
             if overhead_s is None:
                 overhead_s = request_overhead_s(server, int(np.median(lengths)), weights.input_size)

@@ -11,7 +11,10 @@ steps each made (count, columns, mean rows a column); the served steps' measured
 preset's price of those very steps; and that comparison by step shape (rows, fused or a non-fused run,
 layer), which says which steps the preset misprices. ``--rates`` replays more rates on the same seed and
 tabulates the p99, served and simulated, against the rate: whether the SLO's pass set is an interval, which
-the max-rate search assumes. Writes nothing but ``--out`` (its ``--section``, ``replay`` by default).
+the max-rate search assumes. ``--live N`` also plays the ``--rate`` schedule N times through ``ebatch serve``
+in a subprocess over HTTP, as the capacity benchmark plays a probe, and N times in-process, alternately:
+whether the server process is slower than its engine alone. Writes nothing but ``--out`` (its
+``--section``, ``replay`` by default).
 """
 
 from __future__ import annotations
@@ -26,11 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from capacity import SLO_S, TIMEOUT_PER_SLO, WARM_UP_BURSTS, WORKLOAD, probe_bounds, warm_up_lengths, with_batch
+from capacity import (
+    SLO_S,
+    TIMEOUT_PER_SLO,
+    WARM_UP_BURSTS,
+    WORKLOAD,
+    probe_bounds,
+    serve_options,
+    warm_up,
+    warm_up_lengths,
+    with_batch,
+)
 
 from ebatch import policies
+from ebatch.bench.loadgen import run_load
 from ebatch.bench.runtime import bench_model
-from ebatch.bench.schedule import make_schedule
+from ebatch.bench.schedule import Schedule, make_schedule
+from ebatch.bench.server_process import ServerProcess
 from ebatch.experiments.report.sections import write_section
 from ebatch.experiments.study.calibrate import calibrate
 from ebatch.experiments.study.compare import parse_policy
@@ -42,6 +57,9 @@ from ebatch.step import LAYOUTS_KEPT, BatchStep, RecentLayouts
 from ebatch.workload import Workload
 
 MIN_GROUP_S = 0.05  # step shapes whose measured time sums to less are left out of the table
+#: --live waits this many SLOs for an answer: a client that gives up makes the server cancel the request and
+#: cut its work short, and the in-process engine (no timeout) would then do more work than the server
+LIVE_TIMEOUT_SLOS = 6.0
 
 
 class StepRecorder:
@@ -56,9 +74,22 @@ class StepRecorder:
             self.steps.append((step, seconds))
 
 
-def served(model, policy: str, params: dict, schedule) -> tuple[np.ndarray, list[tuple[BatchStep, float]], float]:
-    """Each request's latency from its scheduled send, the steps, and the engine's seconds between steps
-    (admitting, the policy's choice of the next step, answering), with ``schedule`` played in real time."""
+@dataclass
+class Served:
+    """``schedule`` played in real time through the online engine in this process."""
+
+    latency_s: np.ndarray  # each request's, from its scheduled send
+    steps: list[tuple[BatchStep, float]]  # each with its wall seconds
+    between_s: float  # the engine's seconds between steps (admitting, the policy's choice, answering)
+    step_cpu_s: float  # the CPU seconds of the engine's thread in steps
+
+    @property
+    def p99_s(self) -> float:
+        return float(np.nanpercentile(self.latency_s, 99))
+
+
+def served(model, policy: str, params: dict, schedule) -> Served:
+    """``schedule`` served in-process, after the capacity benchmark's warm-up."""
     recorder = StepRecorder()
     config = ServeConfig(model=model.name, policy=policy, policy_params=params, batch_size=params["batch_size"],
                          backend="torch", threads=1, max_queued_requests=10**6, max_queued_cells=10**9)
@@ -73,7 +104,7 @@ def served(model, policy: str, params: dict, schedule) -> tuple[np.ndarray, list
         for future in [service.engine.submit(x) for x in sequences(warm_up_lengths(params["batch_size"]))]:
             future.result()
     recorder.steps.clear()
-    between_s = service.engine.schedule_s
+    between_s, step_cpu_s = service.engine.schedule_s, service.engine.step_cpu_s
     answered = np.full(len(schedule), np.nan)
     start = time.monotonic() + 0.1
     futures = []
@@ -86,8 +117,9 @@ def served(model, policy: str, params: dict, schedule) -> tuple[np.ndarray, list
     for future in futures:
         future.result()
     between_s = service.engine.schedule_s - between_s
+    step_cpu_s = service.engine.step_cpu_s - step_cpu_s
     service.close()
-    return answered - (start + schedule.send_s), recorder.steps, between_s
+    return Served(answered - (start + schedule.send_s), recorder.steps, between_s, step_cpu_s)
 
 
 @dataclass
@@ -95,43 +127,91 @@ class Replay:
     """One schedule served in-process and simulated."""
 
     rate_rps: float
-    requests: int
-    served_latency_s: np.ndarray  # from each request's scheduled send
-    served_steps: list[tuple[BatchStep, float]]  # each with its wall seconds
+    schedule: Schedule
+    served: Served
     priced_steps_s: np.ndarray  # the preset's price of each served step, in order
-    between_s: float  # the engine's seconds between steps
     simulated: SimulationResult  # plan kept
-    simulated_latency_s: np.ndarray
 
     @property
     def measured_s(self) -> float:
-        return sum(seconds for _, seconds in self.served_steps)
+        """The served steps' wall seconds."""
+        return sum(seconds for _, seconds in self.served.steps)
 
     @property
     def priced_s(self) -> float:
         return float(self.priced_steps_s.sum())
 
     @property
-    def served_p99_s(self) -> float:
-        return float(np.nanpercentile(self.served_latency_s, 99))
+    def priced_ratio(self) -> float:
+        """The preset's price of the served steps over their time with what lies between them."""
+        return self.priced_s / (self.measured_s + self.served.between_s)
+
+    @property
+    def simulated_latency_s(self) -> np.ndarray:
+        return self.simulated.finish_s - self.schedule.send_s
 
     @property
     def simulated_p99_s(self) -> float:
         return float(np.percentile(self.simulated_latency_s, 99))
 
 
+def probe_schedule(args, rate_rps: float) -> Schedule:
+    """The capacity benchmark's schedule at ``rate_rps``."""
+    return make_schedule(WORKLOAD, args.arrival, rate_rps,
+                         **probe_bounds(SLO_S[args.model], args.probe_slos, args.arrival, args.seed))
+
+
 def replay(model, name: str, params: dict, prices: HostCostModel, args, rate_rps: float) -> Replay:
     """The capacity benchmark's schedule at ``rate_rps``, served in-process and simulated."""
-    schedule = make_schedule(WORKLOAD, args.arrival, rate_rps,
-                             **probe_bounds(SLO_S[args.model], args.probe_slos, args.arrival, args.seed))
-    latency_s, steps, between_s = served(model, name, params, schedule)
+    schedule = probe_schedule(args, rate_rps)
+    played = served(model, name, params, schedule)
     prices.reset()
     simulated = Simulator(model, Workload.from_lengths(schedule.lengths, schedule.send_s),
                           policies.get(name, **params), prices, cut_runs=False, keep_plan=True).run().result()
     prices.reset()
-    priced_steps_s = np.array([prices.cost(step).time_s for step, _ in steps])
-    return Replay(rate_rps, len(schedule), latency_s, steps, priced_steps_s, between_s, simulated,
-                  simulated.finish_s - schedule.send_s)
+    priced_steps_s = np.array([prices.cost(step).time_s for step, _ in played.steps])
+    return Replay(rate_rps, schedule, played, priced_steps_s, simulated)
+
+
+@dataclass(frozen=True)
+class Round:
+    """One play of a schedule: by the server process over HTTP or by the engine in-process."""
+
+    served_by: str
+    p99_s: float
+    answered: int
+    step_cpu_s: float  # the engine thread's CPU seconds in steps
+
+
+def server_and_engine(model, name: str, params: dict, schedule: Schedule, rounds: int) -> list[Round]:
+    """``schedule`` played ``rounds`` times by ``ebatch serve`` in a subprocess over HTTP, as the capacity
+    benchmark plays a probe (its server options, warm-up and load generator), and as many times in-process,
+    alternately, so that both meet the machine at about the same speed: is the server process slower than
+    its engine alone?"""
+    slo_s = SLO_S[model.name]
+    plays = []
+    with ServerProcess(model.name, serve_options(name, params)) as server:
+        warm_up(server, slo_s)
+        for _ in range(rounds):
+            before = server.engine_time()
+            result = run_load(schedule, server.url, server.name, slo_s, LIVE_TIMEOUT_SLOS * slo_s, 0).result
+            plays.append(Round("server process", result.p99_s, result.ok, server.engine_time().cpu_s - before.cpu_s))
+            engine = served(model, name, params, schedule)
+            plays.append(Round("in-process", engine.p99_s, int(np.isfinite(engine.latency_s).sum()), engine.step_cpu_s))
+    return plays
+
+
+def rounds_table(plays: list[Round], requests: int) -> list[str]:
+    lines = ["| round | served by | p99 | answered | steps' CPU s |", "| ---: | --- | ---: | ---: | ---: |"]
+    for i, play in enumerate(plays):
+        lines.append(f"| {i // 2 + 1} | {play.served_by} | {play.p99_s:.2f} s | {play.answered}/{requests} | "
+                     f"{play.step_cpu_s:.2f} |")
+    by = {who: [p for p in plays if p.served_by == who] for who in ("server process", "in-process")}
+    medians = {who: (np.median([p.p99_s for p in ps]), np.median([p.step_cpu_s for p in ps])) for who, ps in by.items()}
+    (server_p99, server_cpu), (engine_p99, engine_cpu) = medians["server process"], medians["in-process"]
+    return lines + ["", f"Median p99: server process {server_p99:.2f} s, in-process {engine_p99:.2f} s "
+                    f"({server_p99 / engine_p99:.2f}x); steps' CPU seconds {server_cpu:.2f} against {engine_cpu:.2f} "
+                    f"({server_cpu / engine_cpu:.2f}x)."]
 
 
 def requests_a_column(steps: list[BatchStep]) -> float:
@@ -162,6 +242,8 @@ def main() -> None:
     parser.add_argument("--arrival", default="gamma", choices=("poisson", "gamma"))
     parser.add_argument("--probe-slos", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--live", type=int, default=0, metavar="N", help="also play the --rate schedule N times "
+                        "through ebatch serve in a subprocess over HTTP and N times in-process, alternately")
     parser.add_argument("--hardware", type=Path, help="a host preset (default: calibrate one now)")
     parser.add_argument("--out", type=Path, help="Markdown file whose --section to (re)write")
     parser.add_argument("--section", default="replay", help="the section of --out (default: replay)")
@@ -172,6 +254,8 @@ def main() -> None:
         rates = [args.rate] + [float(r) for r in args.rates.split(",") if r]
     except ValueError:
         parser.error(f"--rates: comma-separated requests/s, e.g. 3,6,12; got {args.rates!r}")
+    if args.live < 0:
+        parser.error(f"--live: the number of rounds must be >= 0, got {args.live}")
     if min(rates) <= 0:
         parser.error(f"--rate/--rates: every rate must be > 0 requests/s, got {min(rates):g}")
     import torch
@@ -187,25 +271,25 @@ def main() -> None:
     command = " ".join(["python benchmarks/replay_probe.py", *sys.argv[1:]])
     lines = [f"## One probe replayed: {args.model}, {args.policy} (generated)", "",
              f"`{command}` on {cpu_name()}, {datetime.date.today().isoformat()}: {args.model}, {args.policy}, "
-             f"{args.arrival} at {args.rate:g} req/s for {args.probe_slos:g} x SLO ({first.requests} requests), "
+             f"{args.arrival} at {args.rate:g} req/s for {args.probe_slos:g} x SLO ({len(first.schedule)} requests), "
              "served in-process and simulated.", "",
-             f"- Latency, served: p99 {first.served_p99_s:.2f} s, max {np.nanmax(first.served_latency_s):.2f} s; "
+             f"- Latency, served: p99 {first.served.p99_s:.2f} s, max {np.nanmax(first.served.latency_s):.2f} s; "
              f"simulated: p99 {first.simulated_p99_s:.2f} s, max {first.simulated_latency_s.max():.2f} s "
              f"(timeout {TIMEOUT_PER_SLO * slo_s:g} s).",
-             f"- Steps, served: {describe([s for s, _ in first.served_steps])}; simulated: "
+             f"- Steps, served: {describe([s for s, _ in first.served.steps])}; simulated: "
              f"{describe([s for _, s in first.simulated.plan])} (a new layout: not among the last {LAYOUTS_KEPT}, "
              "so the executor builds its plan).",
-             f"- The served steps took {measured_s:.2f} s (wall) and the engine {first.between_s:.2f} s between "
+             f"- The served steps took {measured_s:.2f} s (wall) and the engine {first.served.between_s:.2f} s between "
              "them (admitting, the policy's choice of the next step, answering: calibration times a step from the "
              "end of the one before, so the preset's price includes this); the preset prices the same steps at "
-             f"{first.priced_s:.2f} s (**{first.priced_s / (measured_s + first.between_s):.2f}x** their time with "
+             f"{first.priced_s:.2f} s (**{first.priced_ratio:.2f}x** their time with "
              f"what lies between them, {first.priced_s / measured_s:.2f}x without); the simulated steps were busy "
              f"{first.simulated.summary()['busy_s']:.2f} s.", "",
              "| requests | kind | layer | steps | columns | measured s (steps only) | priced / measured "
              "| measured us a column |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     groups = collections.defaultdict(lambda: np.zeros(4))
-    for (step, seconds), priced_s in zip(first.served_steps, first.priced_steps_s):
+    for (step, seconds), priced_s in zip(first.served.steps, first.priced_steps_s):
         groups[(step.seg_row.size, step.fused, step.layer)] += (1, step.width, seconds, priced_s)
     for (rows, fused, layer), (count, columns, seconds, priced) in sorted(groups.items()):
         if seconds >= MIN_GROUP_S:
@@ -218,12 +302,19 @@ def main() -> None:
                   "simulated | requests a column, served | priced / measured |",
                   "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
         for r in sorted(replays, key=lambda r: r.rate_rps):
-            lines.append(f"| {r.rate_rps:g} | {r.requests} | {r.served_p99_s:.2f} s | {r.simulated_p99_s:.2f} s | "
-                         f"{r.simulated_p99_s / r.served_p99_s:.2f} | "
-                         f"{'yes' if r.served_p99_s <= slo_s else 'no'}, "
+            lines.append(f"| {r.rate_rps:g} | {len(r.schedule)} | {r.served.p99_s:.2f} s | {r.simulated_p99_s:.2f} s | "
+                         f"{r.simulated_p99_s / r.served.p99_s:.2f} | "
+                         f"{'yes' if r.served.p99_s <= slo_s else 'no'}, "
                          f"{'yes' if r.simulated_p99_s <= slo_s else 'no'} | "
-                         f"{requests_a_column([s for s, _ in r.served_steps]):.2f} | "
-                         f"{r.priced_s / (r.measured_s + r.between_s):.2f} |")
+                         f"{requests_a_column([s for s, _ in r.served.steps]):.2f} | "
+                         f"{r.priced_ratio:.2f} |")
+    if args.live:
+        plays = server_and_engine(model, name, params, first.schedule, args.live)
+        lines += ["", f"**The server process against its engine alone** (the {args.rate:g} req/s schedule played "
+                  f"{args.live} times by `ebatch serve` in a subprocess over HTTP, as the capacity benchmark plays a "
+                  f"probe but waiting up to {LIVE_TIMEOUT_SLOS:g} x SLO for an answer, and as many times in-process, "
+                  "alternately; steps' CPU s: the engine thread's CPU seconds in steps):", "",
+                  *rounds_table(plays, len(first.schedule))]
     text = "\n".join(lines)
     if args.out:
         write_section(args.out, args.section, text, title="# Serving capacity")
