@@ -106,6 +106,7 @@ def test_live_server_sends_energy_header_and_metrics_and_loadgen_reads_them(tmp_
             np.ones((6, 8), np.float32)), headers={"content-type": NPY}, timeout=10)
         assert answer.headers["x-energy-source"] == "estimate" and float(answer.headers["x-energy-joules"]) > 0
         assert answer.json()["energy_j"] == pytest.approx(float(answer.headers["x-energy-joules"]), rel=1e-5)
+        chunk_j = _stream_chunk_energy_j(url)
         schedule = make_schedule(str(tmp_path / "w.csv"), "poisson", 50.0, requests=12, seed=1)
         run = run_load(schedule, url, slo_p99_s=5.0, timeout_s=10)
         values = metric_values(httpx.get(f"{url}/metrics", timeout=10).text)
@@ -114,9 +115,23 @@ def test_live_server_sends_energy_header_and_metrics_and_loadgen_reads_them(tmp_
     assert 0 < result.energy_j_p50 <= result.energy_j_p99 and result.energy_j_mean > 0
     steps_j = values['ebatch_energy_joules_total{part="steps",source="estimate"}']
     assert values['ebatch_energy_joules_total{part="idle",source="estimate"}'] == 0  # an estimate has no idle
-    # every step's energy went to the 13 requests, all answered: the histogram's sum is the total
-    assert values['ebatch_request_energy_joules_count{source="estimate"}'] == 13
+    # every step's energy went to the 13 requests and the stream's chunk: the histogram's sum is the total
+    assert values['ebatch_request_energy_joules_count{source="estimate"}'] == 14
     assert values['ebatch_request_energy_joules_sum{source="estimate"}'] == pytest.approx(steps_j)
-    headers_j = sum(r.energy_j for r in run.records) + float(answer.headers["x-energy-joules"])
+    headers_j = sum(r.energy_j for r in run.records) + float(answer.headers["x-energy-joules"]) + chunk_j
     assert headers_j == pytest.approx(steps_j, rel=1e-4)
     assert "J/req" in runs_table([result]) and "estimate" in runs_table([result])
+
+
+def _stream_chunk_energy_j(url: str) -> float:
+    """One chunk over the WebSocket stream: its JSON answer carries the chunk's energy and the meter's kind."""
+    import json
+
+    from websockets.sync.client import connect
+
+    with connect(url.replace("http://", "ws://") + "/v1/models/tiny-lstm/stream") as ws:
+        ws.send(json.dumps(np.ones((7, 8)).tolist()))
+        answer = json.loads(ws.recv(timeout=10))
+        ws.send(json.dumps({"end": True}))
+    assert answer["energy_source"] == "estimate" and answer["energy_j"] > 0 and len(answer["output"]) == 7
+    return answer["energy_j"]

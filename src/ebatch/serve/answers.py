@@ -25,8 +25,8 @@ from ebatch.serve.service import ModelService
 from ebatch.serve.streams import StreamError
 
 __all__ = [
-    "ClientGone", "HTTPError", "as_http_error", "check_request", "error_response", "parse_deadline", "read_body",
-    "settle", "wait_result",
+    "ClientGone", "HTTPError", "as_http_error", "check_request", "energy_fields", "error_response", "parse_deadline",
+    "read_body", "settle", "wait_result",
 ]
 
 _OUTCOME = {400: "invalid", 404: "invalid", 409: "invalid", 415: "invalid", 422: "invalid", 413: "too_large",
@@ -47,6 +47,14 @@ class HTTPError(Exception):
 
 class ClientGone(Exception):
     """The client disconnected before its answer; the request was cancelled in the engine."""
+
+
+def energy_fields(service: ModelService, result: InferenceResult) -> dict:
+    """A JSON answer's ``energy_j`` (the request's share of its steps' energy) and ``energy_source``, where the
+    server has an energy meter; else nothing."""
+    if result.energy_j is None:
+        return {}
+    return {"energy_j": result.energy_j, "energy_source": service.energy.meter.kind}
 
 
 def error_response(error: HTTPError, metrics: ServeMetrics | None = None) -> JSONResponse:

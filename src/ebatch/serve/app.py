@@ -32,6 +32,7 @@ from ebatch.serve import kserve, websocket
 from ebatch.serve.answers import (
     HTTPError,
     check_request,
+    energy_fields,
     error_response,
     parse_deadline,
     read_body,
@@ -94,9 +95,8 @@ def create_app(config: ServeConfig, weights: RNNWeights | None = None) -> FastAP
             return result
         output = result.output if outputs == "all" else result.output[-1:]
         headers = {QUEUE_HEADER: f"{result.queue_s:.6f}", COMPUTE_HEADER: f"{result.compute_s:.6f}"}
-        energy = {}
-        if result.energy_j is not None:
-            energy = {"energy_j": result.energy_j, "energy_source": service.energy.meter.kind}
+        energy = energy_fields(service, result)
+        if energy:
             headers |= {ENERGY_HEADER: f"{result.energy_j:.6g}", ENERGY_SOURCE_HEADER: energy["energy_source"]}
         if NPY in request.headers.get("accept", ""):
             return Response(encode_npy(output), media_type=NPY, headers=headers)

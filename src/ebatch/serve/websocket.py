@@ -2,7 +2,8 @@
 
 Protocol: each message from the client is one chunk ``[length, features]``, binary (``.npy``) or text
 JSON (``[[...]]`` or ``{"input": [[...]]}``); the server answers each chunk in order with its outputs,
-binary ``.npy`` for a binary chunk, else JSON ``{"output": [[...]], "queue_s", "compute_s"}``. A bad or
+binary ``.npy`` for a binary chunk, else JSON ``{"output": [[...]], "queue_s", "compute_s"}`` (with an energy
+meter also ``"energy_j"``, the chunk's share of its steps' energy, and ``"energy_source"``). A bad or
 refused chunk is answered with JSON ``{"error": "...", "status": 422|429|...}`` and leaves the stream's
 state as it was. The text message
 ``{"end": true}`` (or closing the socket) ends the stream. A stream idle for more than ``--max-idle-s``
@@ -18,7 +19,7 @@ import uuid
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from ebatch.serve.answers import HTTPError, as_http_error, check_request
+from ebatch.serve.answers import HTTPError, as_http_error, check_request, energy_fields
 from ebatch.serve.codec import decode_native, encode_npy
 from ebatch.serve.metrics import ServeMetrics
 from ebatch.serve.service import ModelService
@@ -90,8 +91,8 @@ async def _serve_chunks(ws: WebSocket, service: ModelService, metrics: ServeMetr
         if binary:
             await ws.send_bytes(encode_npy(result.output))
         else:
-            await ws.send_text(json.dumps({"output": result.output.tolist(), "queue_s": result.queue_s,
-                                           "compute_s": result.compute_s}, separators=(",", ":")))
+            answer = {"output": result.output.tolist(), "queue_s": result.queue_s, "compute_s": result.compute_s}
+            await ws.send_text(json.dumps(answer | energy_fields(service, result), separators=(",", ":")))
 
 
 def _is_end(text: str | None) -> bool:
