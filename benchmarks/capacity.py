@@ -108,11 +108,15 @@ def policy_option(policy: str, params: dict) -> str:
     return ":".join([policy] + [f"{k}={v}" for k, v in params.items()])
 
 
+#: a probed server's queue limits: high enough that every request is admitted, so the p99 and not a 429
+#: says whether a rate is served
+MAX_QUEUED_REQUESTS, MAX_QUEUED_CELLS = 10**6, 10**9
+
+
 def serve_options(policy: str, params: dict) -> list[str]:
-    """``ebatch serve``'s options for a probed server: the policy at B=16 and no queue limits (every request
-    is admitted, so the p99 and not a 429 says whether a rate is served)."""
+    """``ebatch serve``'s options for a probed server: the policy at B=16, the queue limits above."""
     return ["--policy", policy_option(policy, with_batch(params)), "--batch-size", str(BATCH_SIZE),
-            "--max-queued-requests", "1000000", "--max-queued-cells", "1000000000"]
+            "--max-queued-requests", str(MAX_QUEUED_REQUESTS), "--max-queued-cells", str(MAX_QUEUED_CELLS)]
 
 
 def with_batch(params: dict) -> dict:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 from capacity import (
+    MAX_QUEUED_CELLS,
+    MAX_QUEUED_REQUESTS,
     SLO_S,
     TIMEOUT_PER_SLO,
     WARM_UP_BURSTS,
@@ -87,12 +89,17 @@ class Served:
     def p99_s(self) -> float:
         return float(np.nanpercentile(self.latency_s, 99))
 
+    @property
+    def answered(self) -> int:
+        return int(np.isfinite(self.latency_s).sum())
+
 
 def served(model, policy: str, params: dict, schedule) -> Served:
     """``schedule`` served in-process, after the capacity benchmark's warm-up."""
     recorder = StepRecorder()
     config = ServeConfig(model=model.name, policy=policy, policy_params=params, batch_size=params["batch_size"],
-                         backend="torch", threads=1, max_queued_requests=10**6, max_queued_cells=10**9)
+                         backend="torch", threads=1, max_queued_requests=MAX_QUEUED_REQUESTS,
+                         max_queued_cells=MAX_QUEUED_CELLS)
     service = ModelService(config, listener=recorder)
     rng = np.random.default_rng(0)
 
@@ -155,15 +162,10 @@ class Replay:
         return float(np.percentile(self.simulated_latency_s, 99))
 
 
-def probe_schedule(args, rate_rps: float) -> Schedule:
-    """The capacity benchmark's schedule at ``rate_rps``."""
-    return make_schedule(WORKLOAD, args.arrival, rate_rps,
-                         **probe_bounds(SLO_S[args.model], args.probe_slos, args.arrival, args.seed))
-
-
 def replay(model, name: str, params: dict, prices: HostCostModel, args, rate_rps: float) -> Replay:
     """The capacity benchmark's schedule at ``rate_rps``, served in-process and simulated."""
-    schedule = probe_schedule(args, rate_rps)
+    schedule = make_schedule(WORKLOAD, args.arrival, rate_rps,
+                             **probe_bounds(SLO_S[args.model], args.probe_slos, args.arrival, args.seed))
     played = served(model, name, params, schedule)
     prices.reset()
     simulated = Simulator(model, Workload.from_lengths(schedule.lengths, schedule.send_s),
@@ -197,7 +199,7 @@ def server_and_engine(model, name: str, params: dict, schedule: Schedule, rounds
             result = run_load(schedule, server.url, server.name, slo_s, LIVE_TIMEOUT_SLOS * slo_s, 0).result
             plays.append(Round("server process", result.p99_s, result.ok, server.engine_time().cpu_s - before.cpu_s))
             engine = served(model, name, params, schedule)
-            plays.append(Round("in-process", engine.p99_s, int(np.isfinite(engine.latency_s).sum()), engine.step_cpu_s))
+            plays.append(Round("in-process", engine.p99_s, engine.answered, engine.step_cpu_s))
     return plays
 
 
@@ -206,9 +208,11 @@ def rounds_table(plays: list[Round], requests: int) -> list[str]:
     for i, play in enumerate(plays):
         lines.append(f"| {i // 2 + 1} | {play.served_by} | {play.p99_s:.2f} s | {play.answered}/{requests} | "
                      f"{play.step_cpu_s:.2f} |")
-    by = {who: [p for p in plays if p.served_by == who] for who in ("server process", "in-process")}
-    medians = {who: (np.median([p.p99_s for p in ps]), np.median([p.step_cpu_s for p in ps])) for who, ps in by.items()}
-    (server_p99, server_cpu), (engine_p99, engine_cpu) = medians["server process"], medians["in-process"]
+    def median(served_by: str, field: str) -> float:
+        return float(np.median([getattr(p, field) for p in plays if p.served_by == served_by]))
+
+    server_p99, engine_p99 = median("server process", "p99_s"), median("in-process", "p99_s")
+    server_cpu, engine_cpu = median("server process", "step_cpu_s"), median("in-process", "step_cpu_s")
     return lines + ["", f"Median p99: server process {server_p99:.2f} s, in-process {engine_p99:.2f} s "
                     f"({server_p99 / engine_p99:.2f}x); steps' CPU seconds {server_cpu:.2f} against {engine_cpu:.2f} "
                     f"({server_cpu / engine_cpu:.2f}x)."]
