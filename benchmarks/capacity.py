@@ -16,7 +16,8 @@ Per served model (torch backend, 1 thread, B=16, LibriSpeech test-clean lengths,
    ``--max-probes`` probes, starting from the simulated prediction, bisecting to ``TOLERANCE``); the share of
    a core the server's steps got during each probe, from its metrics (:mod:`ebatch.bench.server_process`);
    then the same search simulated
-   (:mod:`ebatch.bench.predict`) with that share and overhead, on the same schedules.
+   (:mod:`ebatch.bench.predict`) with that share and overhead, on the same schedules; and again at
+   :data:`SPEED_STUDY` x the speed, which says whether the answer can be checked to 20 % at all.
 
 Bounded: ``--quick`` (lstm-2x512, Poisson, three policies, four probes each) runs in a few minutes; the
 default runs both models, both arrival processes and six policies. Writes nothing but ``--out``.
@@ -58,6 +59,10 @@ PROBE_STUDY_SLOS = (1.5, 3.0, 6.0)  # the probe lengths --probe-study compares
 PROBE_STUDY_SEEDS = 5  # ... each on this many schedules
 GAUGE_ROWS, GAUGE_COLUMNS, GAUGE_REPEATS = 8, 256, 7  # SpeedGauge's reference step
 JITTER_S, JITTER_DRAWS = 0.010, 5  # --timing-study: each send delayed by up to 10 ms, on 5 draws
+#: --speed-study: the machine 5 % slower and faster than the preset says. Why 5 %: one probe's schedule played
+#: minutes apart took up to 6 % more or less CPU time in steps (the eesen replay's --live table), and the gauge's
+#: reading and the steps' speed differed by up to 7 % (the generated table)
+SPEED_STUDY = (0.95, 1.05)
 STUDY_RATE_STEP = 0.85  # the elasticity compares the p99 at the answer with the p99 at 0.85 x the answer
 TIMEOUT_PER_SLO = 1.1  # a request unanswered after 1.1 x SLO has failed it anyway
 MAX_PROBE_REQUESTS = 400
@@ -89,6 +94,14 @@ class CapacityRow:
     p99_at_max_s: float = float("nan")  # the highest passing probe's p99: measured, ...
     p99_rerun_s: float = float("nan")  # ... measured again on the same schedule right after the search, ...
     p99_simulated_s: float = float("nan")  # ... and simulated (at that probe's share)
+    #: the prediction at SPEED_STUDY x the speed: an answer that moves by more than 20 % there is ill-conditioned
+    predicted_slow_fast_rps: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def well_conditioned(self) -> bool:
+        """Whether the prediction moves by at most 20 % when the speed is off by :data:`SPEED_STUDY`."""
+        return self.predicted_rps > 0 and all(abs(r / self.predicted_rps - 1) <= 0.2
+                                              for r in self.predicted_slow_fast_rps)
 
 
 def configs(slo_s: float, fixed_t: int, quick: bool) -> list[tuple[str, str, dict]]:
@@ -266,13 +279,14 @@ def search(server: ServerProcess, calibrated_sim: ServerModel, arrival: str, slo
     speed = float(np.mean([r.speed for r in deciding]))
     known = [steps_speeds[r.rate_rps] for r in deciding if np.isfinite(steps_speeds[r.rate_rps])]
     steps_speed = float(np.mean(known)) if known else float("nan")  # NaN: no deciding probe ran whole
+    slow_fast = tuple(predicted(at_speed(calibrated_sim, speed * factor, share), guess) for factor in SPEED_STUDY)
     return CapacityRow(calibrated_sim.model.name, "", arrival, found.max_rate_rps, min(failed) if failed else None,
                        len(runs), agree, predicted(at_speed(calibrated_sim, speed, share), guess),
                        predicted(at_speed(calibrated_sim, 1.0, share), guess),
                        predicted(at_speed(calibrated_sim, steps_speed, share), guess) if known else float("nan"),
                        share, speed, steps_speed,
                        elapsed, passing[0].result.p99_s if passing else float("nan"), rerun,
-                       simulated_p99.get(found.max_rate_rps, float("nan")))
+                       simulated_p99.get(found.max_rate_rps, float("nan")), slow_fast)
 
 
 def fixed_timesteps(sim: ServerModel, slo_s: float, probe_slos: float) -> int:
@@ -417,6 +431,35 @@ def timing_study(names: list[str], args) -> str:
     return "\n".join(lines)
 
 
+def speed_study(names: list[str], args) -> str:
+    """How much the simulated answer moves when the machine runs :data:`SPEED_STUDY` times as fast as the
+    preset says, on the benchmark's schedules (seed 0, ``--probe-slos``): the speed is the one input of the
+    prediction measured with an error of this size (the gauge, or the run-to-run noise of one schedule's
+    steps), so an answer that moves by more than 20 % under it cannot be predicted to 20 % by the benchmark,
+    however exact the preset's step costs."""
+    slow, fast = SPEED_STUDY
+    lines = ["## Speed sensitivity, simulated (generated)", "",
+             f"`{' '.join(['python benchmarks/capacity.py', *sys.argv[1:]])}` on {cpu_name()}, "
+             f"{datetime.date.today().isoformat()}: the max-rate search simulated on a preset calibrated just "
+             f"before, on the benchmark's schedules ({args.probe_slos:g} x SLO, seed 0), at the preset's speed and "
+             f"at {slow:g}x and {fast:g}x it (`HostSpec.at_speed`).", "",
+             f"| model | policy | arrival | max rate at {slow:g}x | at the preset's speed | at {fast:g}x "
+             f"| {slow:g}x / preset | {fast:g}x / preset |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    moved = []
+    for name, label, arrival, slo_s, server in studied_servers(names, args):
+        rates = [jittered_rate(at_speed(server, speed), arrival, slo_s, args.probe_slos, None, 1.0)
+                 for speed in (slow, 1.0, fast)]
+        ratios = [_ratio(rates[0], rates[1]), _ratio(rates[2], rates[1])]
+        moved.append(rates[1] > 0 and max(abs(rates[0] / rates[1] - 1), abs(rates[2] / rates[1] - 1)) > 0.2)
+        lines.append(f"| {name} | {label} | {arrival} | " + " | ".join(f"{r:.3g}" for r in rates)
+                     + f" | {ratios[0]} | {ratios[1]} |")
+        print(lines[-1], file=sys.stderr)
+    lines += ["", f"Answers that move by more than 20 % at {slow:g}x or {fast:g}x the speed: {sum(moved)} of "
+              f"{len(moved)}."]
+    return "\n".join(lines)
+
+
 def jittered_rate(sim: ServerModel, arrival: str, slo_s: float, probe_slos: float, draw: int | None,
                   start_rps: float) -> float:
     """The simulated search's answer (from ``start_rps``) on the benchmark's schedules, each send delayed by a
@@ -506,22 +549,29 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
               "after each probe, with the server idle, against right after calibration); at calibrated speed: the "
               "same at speed 1; steps' speed: the simulated steps' busy time at the calibrated speed over the CPU "
               "time the server's steps took in those probes, and the prediction at that speed (a diagnostic: it "
-              "uses the measurement); p99 at the max: the highest passing probe's p99, measured, measured again on "
+              "uses the measurement); at 0.95x, 1.05x: the prediction with the speed 5 % lower and higher (an answer "
+              "that moves by more than 20 % there cannot be checked to 20 %: section \"Speed sensitivity\"); "
+              "p99 at the max: the highest passing probe's p99, measured, measured again on "
               "the same schedule after the search, and simulated):", "",
               "| model | SLO | arrival | policy | measured req/s | failed at | probes (simulated alike) | predicted | "
-              "predicted / measured | share | speed | at calibrated speed | steps' speed | at steps' speed "
-              "| p99 at the max: measured, rerun, simulated | search |",
+              "predicted / measured | at 0.95x, 1.05x speed | share | speed | at calibrated speed | steps' speed "
+              "| at steps' speed | p99 at the max: measured, rerun, simulated | search |",
               "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-              "| ---: |"]
+              "| ---: | ---: |"]
     for r in page["capacity"]:
         failed = f"{r.failed_above_rps:.3g}" if r.failed_above_rps else "-"
         lines.append(f"| {r.model} | {SLO_S[r.model]:g} s | {r.arrival} | {r.label} | {r.measured_rps:.3g} | "
                      f"{failed} | {r.probes} ({r.probes_agreeing}) | {r.predicted_rps:.3g} | "
-                     f"**{_ratio(r.predicted_rps, r.measured_rps)}** | {r.cpu_share:.2f} | {r.speed:.2f} | "
+                     f"**{_ratio(r.predicted_rps, r.measured_rps)}** | "
+                     + ", ".join(f"{x:.3g}" for x in r.predicted_slow_fast_rps)
+                     + f"{' (ill-conditioned)' * (not r.well_conditioned)} | {r.cpu_share:.2f} | {r.speed:.2f} | "
                      f"{r.predicted_calibrated_speed_rps:.3g} | {r.steps_speed:.2f} | "
                      f"{r.predicted_steps_speed_rps:.3g} ({_ratio(r.predicted_steps_speed_rps, r.measured_rps)}) | "
                      f"{r.p99_at_max_s:.3g}, {r.p99_rerun_s:.3g}, {r.p99_simulated_s:.3g} s | {r.search_s:.0f} s |")
-    lines += ["", f"Within 20 %: {rate_within(page['capacity'])} of {len(page['capacity'])}. "
+    conditioned = [r for r in page["capacity"] if r.well_conditioned]
+    lines += ["", f"Within 20 %: {rate_within(page['capacity'])} of {len(page['capacity'])}; of the "
+              f"{len(conditioned)} searches whose prediction moves by at most 20 % at 0.95x and 1.05x the speed, "
+              f"{rate_within(conditioned)}. "
               "Request overhead added to every predicted latency: "
               + ", ".join(f"{m} {s * 1e3:.1f} ms" for m, s in page["overheads"]) + ".", ""]
     lines += [repeatability(page["capacity"]), ""]
@@ -577,12 +627,15 @@ def targets(rows: list[CapacityRow]) -> list[str]:
 def summary(page: dict, command: str) -> str:
     """The short version for docs/serving.md: both checks per policy, and the targets."""
     throughput_ok, rate_ok = throughput_within(page["throughput"]), rate_within(page["capacity"])
+    conditioned = [r for r in page["capacity"] if r.well_conditioned]
     lines = ["### Predicted against measured (generated)", "",
              f"`{command}`, {datetime.date.today().isoformat()}; the method, the SLOs, the calibrated presets and "
              "every probe are in [serving-capacity.md](serving-capacity.md).", "",
              f"Offline throughput, simulated within 15 % of measured: **{throughput_ok} of "
              f"{len(page['throughput'])}** policy x model pairs. Highest rate at the p99 SLO, simulated within 20 % "
-             f"of `loadgen`'s search on the live server: **{rate_ok} of {len(page['capacity'])}**. "
+             f"of `loadgen`'s search on the live server: **{rate_ok} of {len(page['capacity'])}**; of the "
+             f"{len(conditioned)} whose prediction moves by at most 20 % with the machine's speed 5 % lower or "
+             f"higher, {rate_within(conditioned)}. "
              + repeatability(page["capacity"]), "",
              "| model | SLO | arrival | policy | measured req/s | predicted req/s | predicted / measured |",
              "| --- | ---: | --- | --- | ---: | ---: | ---: |"]
@@ -610,6 +663,8 @@ def main() -> None:
                         "with probes of 1.5-6 SLOs (no servers); writes the 'capacity-probes' section")
     parser.add_argument("--timing-study", action="store_true", help="only calibrate and simulate the search "
                         "with each send delayed by up to 10 ms (no servers); writes the 'capacity-timing' section")
+    parser.add_argument("--speed-study", action="store_true", help="only calibrate and simulate the search "
+                        "with the machine 5 %% slower and faster (no servers); writes the 'capacity-speed' section")
     parser.add_argument("--summary", type=Path, help="Markdown file whose 'capacity-summary' section to (re)write "
                         "with the targets and the checks' counts, e.g. docs/serving.md")
     parser.add_argument("--presets", type=Path, help="folder to write each served model's calibrated preset "
@@ -636,7 +691,8 @@ def main() -> None:
         parser.error(f"--probe-slos: must be > 0, got {args.probe_slos}")
     for flag, section, study in ((args.profile, "capacity-profile", profile),
                                  (args.probe_study, "capacity-probes", probe_study),
-                                 (args.timing_study, "capacity-timing", timing_study)):
+                                 (args.timing_study, "capacity-timing", timing_study),
+                                 (args.speed_study, "capacity-speed", speed_study)):
         if flag:
             text = study(args.models, args)
             if args.out:
