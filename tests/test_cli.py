@@ -215,6 +215,18 @@ def test_shipped_dataset_with_poisson_arrivals_is_deterministic(capsys):
     assert rows[0]["workload"] == "librispeech-test-clean" and rows[0]["requests"] == 20
 
 
+def test_gamma_arrivals_with_their_cv(capsys):
+    argv = ["compare", "--model", "tiny-bilstm", "--requests", "200", "--arrival", "gamma", "--rate", "2000",
+            "--policies", "padding,ebatch", "--seed", "3"]
+    code, bursty, _ = run_cli(capsys, *argv, "-f", "json", "--cv", "4")
+    assert code == 0
+    _, smooth, _ = run_cli(capsys, *argv, "-f", "json", "--cv", "0.25")
+    # the same requests, sent in bursts or evenly: bursts wait longer in the queue
+    assert strict_json(bursty)[0]["latency_p99_s"] > strict_json(smooth)[0]["latency_p99_s"]
+    _, table, _ = run_cli(capsys, *argv, "--cv", "4")
+    assert "arrival gamma (cv 4)" in " ".join(table.split())
+
+
 # ---- info commands ----------------------------------------------------------------------------------------
 
 
@@ -280,6 +292,7 @@ BAD = [
     (["--workload", "nope"], "workload"),
     (["--arrival", "nope"], "arrival"),
     (["--arrival", "poisson"], "rate"),
+    (["--arrival", "gamma", "--rate", "5", "--cv", "0"], "cv"),
     (["--batch-size", "0"], "batch_size"),
     (["--timesteps", "0"], "timesteps"),
     (["--policies", "ebatch:timesteps=0"], "timesteps"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -50,6 +51,8 @@ def write_spec(folder: Path, text: str) -> Path:
     (BASE.replace("csv: lengths.csv, ", ""), "spec.yaml: workload: give exactly one of dataset"),
     (BASE.replace("seed: 0", "arrival: poisson"), "spec.yaml: workload.rate_rps: poisson arrivals need a rate"),
     (BASE.replace("requests: 6", "requests: many"), "spec.yaml: workload.requests: must be a whole number"),
+    (BASE.replace("seed: 0", "cv: 2"), "spec.yaml: workload.cv: only gamma arrivals take a cv"),
+    (BASE.replace("seed: 0", "arrival: gamma, rate_rps: 5"), "spec.yaml: workload.cv: gamma arrivals need"),
     (BASE + "grid: {timesteps: 8}\n", "spec.yaml: grid.timesteps: must be a list of values"),
     (BASE + "grid: {timesteps: []}\n", "spec.yaml: grid.timesteps: empty list"),
     (BASE + "grid: {priority: [oldest]}\n", "spec.yaml: grid.priority: none of the policies (padding, ebatch) takes"),
@@ -127,6 +130,15 @@ def test_workload_lists_are_axes_and_relative_paths_follow_the_spec(folder):
     assert [(w.seed, w.arrival) for w in spec.workloads] == [(0, "offline"), (0, "poisson"), (1, "offline"),
                                                               (1, "poisson")]
     assert all(w.dataset == str(folder / "lengths.csv") for w in spec.workloads)
+
+
+def test_gamma_cv_is_a_workload_axis(folder):
+    spec = load_spec(write_spec(folder, BASE.replace("seed: 0", "arrival: gamma, rate_rps: 50, cv: [0.5, 2]")))
+    assert [w.cv for w in spec.workloads] == [0.5, 2]
+    smooth, bursty = (w.load().arrivals_s for w in spec.workloads)
+    assert np.std(np.diff(smooth)) < np.std(np.diff(bursty))
+    hashes = {c.config_hash for c in plan(spec)}
+    assert len(hashes) == 2 * len(spec.policies)
 
 
 def test_config_hash_follows_the_preset_contents_the_workload_file_and_the_version(folder, monkeypatch):

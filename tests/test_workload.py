@@ -64,6 +64,21 @@ def test_poisson_arrivals_are_reproducible_and_at_the_rate():
     assert gaps.mean() == pytest.approx(1 / 50, rel=0.1)
 
 
+def test_gamma_arrivals_have_the_rate_and_cv_and_need_both():
+    work = Workload.from_dataset("librispeech-dev-clean", n=20000, arrival="gamma", rate_rps=50, cv=2.0, seed=1)
+    gaps = np.diff(np.concatenate([[0.0], work.arrivals_s]))
+    assert gaps.mean() == pytest.approx(1 / 50, rel=0.05)
+    assert gaps.std() / gaps.mean() == pytest.approx(2.0, rel=0.1)
+    assert work.meta["cv"] == 2.0
+    assert "cv" not in Workload.from_dataset("librispeech-dev-clean", n=5, arrival="poisson", rate_rps=50).meta
+    with pytest.raises(ValueError, match="^cv: gamma arrivals need"):
+        Workload.from_dataset("librispeech-dev-clean", n=5, arrival="gamma", rate_rps=50)
+    with pytest.raises(ValueError, match="^cv: .* got 0"):
+        Workload.from_dataset("librispeech-dev-clean", n=5, arrival="gamma", rate_rps=50, cv=0)
+    with pytest.raises(ValueError, match="^rate: gamma arrivals need a rate"):
+        Workload.from_dataset("librispeech-dev-clean", n=5, arrival="gamma", cv=2.0)
+
+
 def test_trace_replay_and_time_scaling():
     assert set(TRACES) == {"azure-conv", "azure-code", "mooncake"}
     raw = Workload.from_dataset("wmt21-en-de", n=100, arrival="azure-code")

@@ -36,24 +36,15 @@ class Schedule:
 def send_times_s(arrival: str, n: int, rate_rps: float, cv: float, rng: np.random.Generator) -> np.ndarray:
     """``n`` send times at a mean of ``rate_rps`` per second, the first at 0.
 
-    - ``poisson``: exponential gaps (coefficient of variation 1);
-    - ``gamma``: gamma gaps with mean ``1 / rate_rps`` and coefficient of variation ``cv``
-      (shape ``1 / cv^2``, scale ``cv^2 / rate_rps``); cv > 1 is burstier than Poisson;
-    - a trace (``azure-conv``, ``azure-code``, ``mooncake``): its arrivals, time-scaled to ``rate_rps``.
+    ``poisson``, ``gamma`` (gaps with coefficient of variation ``cv``) or a trace (``azure-conv``,
+    ``azure-code``, ``mooncake``, time-scaled to ``rate_rps``): :func:`~ebatch.workload.workload.make_arrivals`, shifted
+    so that the first request is sent at once.
     """
     if not rate_rps > 0:
         raise ValueError(f"rate: must be > 0 requests per second, got {rate_rps}")
     if arrival not in ARRIVALS:
         raise ValueError(f"arrival: unknown {arrival!r}; choose one of {', '.join(ARRIVALS)}")
-    if arrival == "gamma":
-        if not cv > 0:
-            raise ValueError(f"cv: the gamma arrivals' coefficient of variation must be > 0, got {cv}")
-        gaps = rng.gamma(1.0 / cv**2, cv**2 / rate_rps, size=n)
-    elif arrival == "poisson":
-        gaps = rng.exponential(1.0 / rate_rps, size=n)
-    else:
-        return make_arrivals(arrival, n, rate_rps, rng)
-    times = np.cumsum(gaps)
+    times = make_arrivals(arrival, n, rate_rps, rng, cv)
     return times - times[0]
 
 

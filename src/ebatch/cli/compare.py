@@ -31,7 +31,7 @@ from ebatch.workload import Workload
 __all__ = ["register", "si", "stdout_console"]
 
 FORMATS = ("table", "json", "csv")
-_FIELD_PREFIXES = ("workload", "lengths", "arrival", "rate", "requests", "frame_rate_hz", "subword_factor")
+_FIELD_PREFIXES = ("workload", "lengths", "arrival", "rate", "cv", "requests", "frame_rate_hz", "subword_factor")
 
 Model = Annotated[str, typer.Option("--model", "-m", help="Zoo model (see `ebatch models`) or a model file "
                                     "(.onnx, .safetensors; see `ebatch models --file`).")]
@@ -40,8 +40,10 @@ Hardware = Annotated[str, typer.Option(
 WorkloadOpt = Annotated[str, typer.Option(
     "--workload", "-w", help="Shipped data set (see `ebatch datasets`) or a CSV with a length or duration_s column.")]
 Requests = Annotated[int | None, typer.Option(help="Number of requests (drawn with the seed); default: all.")]
-Arrival = Annotated[str, typer.Option(help="offline | poisson | azure-conv | azure-code | mooncake.")]
-Rate = Annotated[float | None, typer.Option(help="Arrival rate in requests/s (poisson; traces are time-scaled).")]
+Arrival = Annotated[str, typer.Option(help="offline | poisson | gamma | azure-conv | azure-code | mooncake.")]
+Cv = Annotated[float, typer.Option("--cv", help="Gamma arrivals: coefficient of variation of the gaps.")]
+Rate = Annotated[float | None, typer.Option(help="Arrival rate in requests/s (poisson, gamma; traces are "
+                                                 "time-scaled).")]
 BatchSize = Annotated[int | None, typer.Option(help="Batch slots B, for the policies that take it.")]
 Timesteps = Annotated[int | None, typer.Option(help="E-BATCH window T in time-steps.")]
 SortWindow = Annotated[int | None, typer.Option(help="Padding: bucket by length among the oldest K requests.")]
@@ -128,10 +130,10 @@ class _ProgressBar:
             self.bar.stop()
 
 
-def _load_workload(spec: str, requests, arrival, rate, seed, frame_rate_hz, subword_factor) -> Workload:
+def _load_workload(spec: str, requests, arrival, rate, cv, seed, frame_rate_hz, subword_factor) -> Workload:
     if requests is not None and requests < 1:
         raise ValueError(f"requests: must be >= 1, got {requests}")
-    kwargs = {"n": requests, "arrival": arrival, "rate_rps": rate, "seed": seed}
+    kwargs = {"n": requests, "arrival": arrival, "rate_rps": rate, "seed": seed, "cv": cv}
     if frame_rate_hz is not None:
         kwargs["frame_rate_hz"] = frame_rate_hz
     if subword_factor is not None:
@@ -197,7 +199,7 @@ def _measured_table(rows: list[dict], title: str) -> Table:
     return table
 
 
-def _run(model, hardware, workload, requests, arrival, rate, policies, defaults: dict, frame_rate_hz,
+def _run(model, hardware, workload, requests, arrival, rate, cv, policies, defaults: dict, frame_rate_hz,
          subword_factor, seed, fmt, out, single: bool, measured: str | None = None, threads: int = 1) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"format: unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -213,7 +215,7 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
     specs = apply_defaults(parse_policies(policies), defaults)
     if single and len(specs) != 1:
         raise ValueError(f"policy: simulate runs one policy, got {len(specs)}; use `ebatch compare` for several")
-    load = _load_workload(workload, requests, arrival, rate, seed, frame_rate_hz, subword_factor)
+    load = _load_workload(workload, requests, arrival, rate, cv, seed, frame_rate_hz, subword_factor)
     if out is not None:  # fail before the runs, not after
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -239,7 +241,7 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
         title = f"{rnn.name} on {spec.name}"
         if fmt == "table":
             console = stdout_console()
-            caption = f"{load.describe()}; arrival {arrival}, seed {seed}"
+            caption = f"{load.describe()}; arrival {arrival}{f' (cv {cv:g})' * (arrival == 'gamma')}, seed {seed}"
             if not single:
                 caption += f"; ratios to {rows[0]['label']} (energy eff. = requests per joule)"
             console.print(_table(rows, title, caption, ratios=not single))
@@ -258,7 +260,7 @@ def _run(model, hardware, workload, requests, arrival, rate, policies, defaults:
 
 def simulate(
     model: Model = "eesen", hardware: Hardware = "epur", workload: WorkloadOpt = "librispeech-test-clean",
-    requests: Requests = None, arrival: Arrival = "offline", rate: Rate = None,
+    requests: Requests = None, arrival: Arrival = "offline", rate: Rate = None, cv: Cv = 2.0,
     policy: Annotated[str, typer.Option("--policy", "--policies", "-p", help="NAME[:KEY=VALUE...].")] = "ebatch",
     batch_size: BatchSize = None, timesteps: Timesteps = None, sort_window: SortWindow = None,
     max_wait_s: MaxWait = None, frame_rate_hz: FrameRate = None, subword_factor: Subword = None, seed: Seed = 0,
@@ -267,13 +269,13 @@ def simulate(
     """Simulate one batching policy serving a workload on an accelerator model."""
     defaults = {"batch_size": batch_size, "timesteps": timesteps, "sort_window": sort_window,
                 "max_wait_s": max_wait_s}
-    _run(model, hardware, workload, requests, arrival, rate, policy, defaults, frame_rate_hz, subword_factor,
+    _run(model, hardware, workload, requests, arrival, rate, cv, policy, defaults, frame_rate_hz, subword_factor,
          seed, fmt, out, single=True)
 
 
 def compare_command(
     model: Model = "eesen", hardware: Hardware = "epur", workload: WorkloadOpt = "librispeech-test-clean",
-    requests: Requests = None, arrival: Arrival = "offline", rate: Rate = None,
+    requests: Requests = None, arrival: Arrival = "offline", rate: Rate = None, cv: Cv = 2.0,
     policies: Annotated[str, typer.Option(
         "--policies", "-p", help="Comma-separated NAME[:KEY=VALUE...], e.g. padding:sort_window=256,ebatch.",
     )] = "sequential,padding,cellular,ebatch",
@@ -287,7 +289,7 @@ def compare_command(
     """
     defaults = {"batch_size": batch_size, "timesteps": timesteps, "sort_window": sort_window,
                 "max_wait_s": max_wait_s}
-    _run(model, hardware, workload, requests, arrival, rate, policies, defaults, frame_rate_hz, subword_factor,
+    _run(model, hardware, workload, requests, arrival, rate, cv, policies, defaults, frame_rate_hz, subword_factor,
          seed, fmt, out, single=False, measured=measured, threads=threads)
 
 

@@ -39,7 +39,8 @@ __all__ = ["RunConfig", "WorkloadConfig", "hardware_fields", "simulate_config"]
 @dataclass(frozen=True)
 class WorkloadConfig:
     """The requests of a run: a shipped data set by name or a CSV path, drawn and timed as ``ebatch compare``
-    does (``--requests``, ``--arrival``, ``--rate``, ``--seed``, ``--frame-rate-hz``, ``--subword-factor``).
+    does (``--requests``, ``--arrival``, ``--rate``, ``--cv``, ``--seed``, ``--frame-rate-hz``,
+    ``--subword-factor``); ``cv`` (the gaps' coefficient of variation) is for gamma arrivals only.
 
     ``requests=None`` takes every request of the set. Raises ``ValueError`` when the workload does not load.
     """
@@ -51,12 +52,13 @@ class WorkloadConfig:
     seed: int = 0
     frame_rate_hz: float | None = None
     subword_factor: float | None = None
+    cv: float | None = None
 
     def __post_init__(self) -> None:
         _check_type("workload.dataset", self.dataset, str)
         _check_type("workload.arrival", self.arrival, str)
         _check_type("workload.seed", self.seed, int)
-        for name in ("requests", "rate_rps", "frame_rate_hz", "subword_factor"):
+        for name in ("requests", "rate_rps", "frame_rate_hz", "subword_factor", "cv"):
             value = getattr(self, name)
             if value is not None:
                 _check_type(f"workload.{name}", value, int if name == "requests" else float)
@@ -69,6 +71,8 @@ class WorkloadConfig:
     def fingerprint(self) -> dict:
         """What the workload's hash depends on: its fields, and a CSV file's contents rather than its path."""
         document = dataclasses.asdict(self)
+        if self.cv is None:  # runs without one keep the hash they had before the field existed
+            del document["cv"]
         path = Path(self.dataset)
         if self.dataset not in DATASETS:  # a CSV file (it loaded, so it exists)
             document["dataset"] = {"csv": path.name, "sha256": _file_digest(str(path.resolve()))}
@@ -80,7 +84,9 @@ def _load_workload(config: WorkloadConfig) -> Workload:
     if config.requests is not None and config.requests < 1:
         raise ValueError(f"workload.requests: must be >= 1, got {config.requests}")
     kwargs = {"n": config.requests, "arrival": config.arrival, "rate_rps": config.rate_rps, "seed": config.seed}
-    for name in ("frame_rate_hz", "subword_factor"):
+    if config.cv is not None and config.arrival != "gamma":
+        raise ValueError(f"workload.cv: only gamma arrivals take a cv, and arrival is {config.arrival!r}")
+    for name in ("frame_rate_hz", "subword_factor", "cv"):
         if getattr(config, name) is not None:
             kwargs[name] = getattr(config, name)
     try:

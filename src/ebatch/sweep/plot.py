@@ -5,7 +5,7 @@
   other run of the panel beats on both are ringed and joined by a step line.
 - **Heatmaps**, one panel per (model, preset, policy) whose runs vary along a grid axis: ``metric`` over
   the first two axes that vary (in the table's column order: hardware overrides ``hardware_*``, policy
-  parameters ``param_*``, then the workload's ``rate_rps``, ``seed``, ``arrival``, ``dataset``), or the
+  parameters ``param_*``, then the workload's ``rate_rps``, ``cv``, ``seed``, ``arrival``, ``dataset``), or the
   one or two given. Runs that differ
   only along other axes are averaged into one cell (the title says over which).
 
@@ -25,7 +25,7 @@ from ebatch.experiments.study.tune import pareto_front
 
 __all__ = ["axis_columns", "sweep_chart"]
 
-WORKLOAD_AXES = ("rate_rps", "seed", "arrival", "dataset")
+WORKLOAD_AXES = ("rate_rps", "cv", "seed", "arrival", "dataset")
 _PANEL_IN = 4.2
 
 

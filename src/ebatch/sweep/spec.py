@@ -9,7 +9,8 @@ Keys (each axis a single value or a list):
 
 - ``model``: zoo names. ``hardware``: preset names or YAML paths (relative to the spec's folder).
 - ``workload``: a mapping (or a list of mappings) with ``dataset`` (a shipped name) or ``csv`` (a path),
-  and optionally ``requests``, ``arrival``, ``rate_rps``, ``seed``, ``frame_rate_hz``, ``subword_factor``;
+  and optionally ``requests``, ``arrival``, ``rate_rps``, ``cv`` (gamma arrivals), ``seed``, ``frame_rate_hz``,
+  ``subword_factor``;
   a list as a value is one more axis (``seed: [0, 1, 2]``).
 - ``policies``: ``ebatch compare``'s ``NAME[:KEY=VALUE...]`` strings.
 - ``grid``: ``KEY: [values]``. A policy parameter applies to the policies that take it and do not fix it
@@ -34,7 +35,8 @@ from ebatch.sweep.config import WorkloadConfig, hardware_fields
 __all__ = ["HARDWARE_PREFIX", "SweepSpec", "load_spec", "parse_spec"]
 
 TOP_KEYS = ("model", "hardware", "workload", "policies", "grid")
-WORKLOAD_KEYS = ("dataset", "csv", "requests", "arrival", "rate_rps", "seed", "frame_rate_hz", "subword_factor")
+WORKLOAD_KEYS = ("dataset", "csv", "requests", "arrival", "rate_rps", "cv", "seed", "frame_rate_hz",
+                 "subword_factor")
 #: Grid keys that start with this override a hardware preset's parameter.
 HARDWARE_PREFIX = "hardware."
 

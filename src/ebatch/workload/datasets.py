@@ -84,5 +84,6 @@ def dataset_lengths(
 def trace_arrivals(name: str) -> np.ndarray:
     """Arrival times (seconds from the first request) of a shipped trace, sorted."""
     if name not in TRACES:
-        raise ValueError(f"arrival: unknown trace {name!r}; choose offline, poisson or one of {_choices(TRACES)}")
+        raise ValueError(f"arrival: unknown trace {name!r}; choose offline, poisson, gamma or one of "
+                         f"{_choices(TRACES)}")
     return _column(f"{name}.csv")

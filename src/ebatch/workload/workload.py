@@ -75,8 +75,10 @@ class Workload:
         seed: int = 0,
         frame_rate_hz: float = DEFAULT_FRAME_RATE_HZ,
         subword_factor: float = DEFAULT_SUBWORD_FACTOR,
+        cv: float | None = None,
     ) -> Workload:
-        """Lengths from a shipped data set, arrivals from ``arrival`` (see :func:`make_arrivals`).
+        """Lengths from a shipped data set, arrivals from ``arrival`` (and ``cv`` for gamma; see
+        :func:`make_arrivals`).
 
         ``n=None`` takes every request in file order; otherwise ``n`` requests are drawn with the seed
         (without replacement while ``n`` <= the set's size).
@@ -89,8 +91,8 @@ class Workload:
             if n < 1:
                 raise ValueError(f"requests: must be >= 1, got {n}")
             lengths = rng.choice(all_lengths, size=n, replace=n > all_lengths.size)
-        arrivals = make_arrivals(arrival, lengths.size, rate_rps, rng)
-        meta = {"dataset": name, "arrival": arrival, "rate_rps": rate_rps, "seed": seed}
+        arrivals = make_arrivals(arrival, lengths.size, rate_rps, rng, cv)
+        meta = {"dataset": name, "arrival": arrival, "rate_rps": rate_rps, "seed": seed} | _cv_meta(arrival, cv)
         if DATASETS[name].kind == "speech":
             meta["frame_rate_hz"] = frame_rate_hz
         else:
@@ -106,6 +108,7 @@ class Workload:
         rate_rps: float | None = None,
         seed: int = 0,
         frame_rate_hz: float = DEFAULT_FRAME_RATE_HZ,
+        cv: float | None = None,
     ) -> Workload:
         """A user's CSV with a ``length`` (time-steps) or ``duration_s`` column, and optionally ``arrival_s``."""
         path = Path(path)
@@ -133,8 +136,9 @@ class Workload:
         if "arrival_s" in table and arrival == "offline":
             arrivals = pd.to_numeric(table["arrival_s"], errors="coerce").to_numpy(float)[: lengths.size]
         else:
-            arrivals = make_arrivals(arrival, lengths.size, rate_rps, rng)
-        return cls(lengths, arrivals, name=path.stem, meta={"csv": str(path), "arrival": arrival, "seed": seed})
+            arrivals = make_arrivals(arrival, lengths.size, rate_rps, rng, cv)
+        meta = {"csv": str(path), "arrival": arrival, "seed": seed} | _cv_meta(arrival, cv)
+        return cls(lengths, arrivals, name=path.stem, meta=meta)
 
     @classmethod
     def load(cls, spec: str, **kwargs) -> Workload:
@@ -171,11 +175,19 @@ class Workload:
         )
 
 
-def make_arrivals(arrival: str, n: int, rate_rps: float | None, rng: np.random.Generator) -> np.ndarray:
+def _cv_meta(arrival: str, cv: float | None) -> dict:
+    """The gaps' coefficient of variation, in a workload's description where its arrivals use one."""
+    return {"cv": cv} if arrival == "gamma" else {}
+
+
+def make_arrivals(arrival: str, n: int, rate_rps: float | None, rng: np.random.Generator,
+                  cv: float | None = None) -> np.ndarray:
     """Arrival times for ``n`` requests.
 
     - ``offline``: all at 0 (every request queued before the run starts).
     - ``poisson``: exponential inter-arrival times at ``rate_rps`` requests per second.
+    - ``gamma``: gamma inter-arrival times with mean ``1 / rate_rps`` and coefficient of variation ``cv``
+      (shape ``1 / cv^2``, scale ``cv^2 / rate_rps``); cv > 1 is burstier than Poisson, cv = 1 is Poisson.
     - a trace name (``azure-conv``, ``azure-code``, ``mooncake``): the trace's first ``n`` arrivals (repeated
       back to back if it is shorter), time-scaled so the mean rate is ``rate_rps`` when given.
     """
@@ -187,6 +199,12 @@ def make_arrivals(arrival: str, n: int, rate_rps: float | None, rng: np.random.G
         if rate_rps is None:
             raise ValueError("rate: poisson arrivals need a rate in requests per second (--rate)")
         return np.cumsum(rng.exponential(1.0 / rate_rps, size=n)) - 0.0
+    if arrival == "gamma":
+        if rate_rps is None:
+            raise ValueError("rate: gamma arrivals need a rate in requests per second (--rate)")
+        if cv is None or not cv > 0:
+            raise ValueError(f"cv: gamma arrivals need a coefficient of variation of the gaps > 0 (--cv), got {cv}")
+        return np.cumsum(rng.gamma(1.0 / cv**2, cv**2 / rate_rps, size=n))
     trace = trace_arrivals(arrival)
     span = trace[-1] + np.mean(np.diff(trace))
     repeats = -(-n // trace.size)
