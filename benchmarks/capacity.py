@@ -448,7 +448,7 @@ def speed_study(names: list[str], args) -> str:
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     moved = []
     for name, label, arrival, slo_s, server in studied_servers(names, args):
-        rates = [jittered_rate(at_speed(server, speed), arrival, slo_s, args.probe_slos, None, 1.0)
+        rates = [jittered_rate(at_speed(server, speed), arrival, slo_s, args.probe_slos, draw=None, start_rps=1.0)
                  for speed in (slow, 1.0, fast)]
         ratios = [_ratio(rates[0], rates[1]), _ratio(rates[2], rates[1])]
         moved.append(rates[1] > 0 and max(abs(rates[0] / rates[1] - 1), abs(rates[2] / rates[1] - 1)) > 0.2)

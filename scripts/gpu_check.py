@@ -1,6 +1,6 @@
 """GPU check of the torch executor: correctness on CUDA against torch.nn on the CPU, then a small benchmark.
 
-    .venv/bin/python scripts/gpu_check.py [--device cuda] [--out DIR] [--quick] [--calibrate]
+    .venv/bin/python scripts/gpu_check.py [--device cuda] [--out DIR] [--quick] [--calibrate] [--serve]
     .venv/bin/python scripts/gpu_check.py --predict docs/data/gpu_check_h200.json [--section docs/serving.md]
 
 1. Correctness: random LSTM/GRU models (1-3 layers, uni/bidirectional, sizes 1-64) and random lengths
@@ -17,6 +17,11 @@
    gpu_check.json there. Takes a few minutes on a recent GPU (graph capture per shape; less with --quick).
 3. ``--calibrate``: ``ebatch calibrate`` of lstm-2x512 on the torch backend on the device (calibrated.yaml
    in --out), its parameters beside the ``h200`` preset's, and both presets' predictions of step 2's runs.
+4. ``--serve``: ``ebatch serve lstm-2x512 --backend torch --device DEVICE --energy auto`` in a subprocess on
+   127.0.0.1, 64 LibriSpeech test-clean requests from ``ebatch loadgen``'s schedule (Poisson, 20 req/s),
+   then how many were answered, the p50 and p99, and each request's energy with its source (NVML on CUDA where
+   ``nvidia-ml-py`` sees the GPU; otherwise the source says what was used instead). Bounded: 64 requests,
+   each answered within 60 s.
 ``--predict JSON`` needs no GPU: the ``h200`` preset's (or ``--hardware``'s) predictions of a saved run's
 benchmark rows, and the per-step and per-column costs those runs imply; with ``--section`` it writes them
 as the ``gpu-preset`` section of that Markdown file (docs/serving.md, "Capacity planning").
@@ -213,6 +218,27 @@ def calibrate_on_device(device: str, rows: list[dict], out: str | None) -> dict:
             "predicted_s": {k: [r.predicted_s for r in v] for k, v in predicted.items()}}
 
 
+SERVE_REQUESTS, SERVE_RATE_RPS, SERVE_TIMEOUT_S = 64, 20.0, 60.0
+
+
+def serve_on_device(device: str) -> dict:
+    """The served model on the device: latency, answers and per-request energy (see the module docstring)."""
+    from ebatch.bench.loadgen import run_load
+    from ebatch.bench.schedule import make_schedule
+    from ebatch.bench.server_process import ServerProcess
+
+    schedule = make_schedule("librispeech-test-clean", "poisson", SERVE_RATE_RPS, requests=SERVE_REQUESTS)
+    with ServerProcess("lstm-2x512", ["--device", device, "--energy", "auto"]) as server:
+        result = run_load(schedule, server.url, server.name, SERVE_TIMEOUT_S, SERVE_TIMEOUT_S).result
+    summary = {"requests": result.requests, "ok": result.ok, "p50_s": result.p50_s, "p99_s": result.p99_s,
+               "energy_j_mean": result.energy_j_mean, "energy_source": result.energy_source}
+    print(f"served on {device}: {result.ok}/{result.requests} answered, p50 {result.p50_s:.3f} s, p99 "
+          f"{result.p99_s:.3f} s, energy per request "
+          + (f"{result.energy_j_mean:.3g} J" if result.energy_j_mean is not None else "none")
+          + f" ({result.energy_source})")
+    return summary
+
+
 def render(json_path: str, section_path: str) -> int:
     from ebatch.experiments.report.sections import write_section
 
@@ -231,6 +257,7 @@ def main() -> int:
     parser.add_argument("--section", default=None, help="Markdown file for --render (default docs/benchmarks.md) "
                         "or --predict (default: print only)")
     parser.add_argument("--calibrate", action="store_true", help="also calibrate on the device and compare with h200")
+    parser.add_argument("--serve", action="store_true", help="also serve lstm-2x512 on the device and load it")
     parser.add_argument("--predict", metavar="JSON", help="only predict a saved run's rows with --hardware (no GPU)")
     parser.add_argument("--hardware", default="h200", help="host preset for --predict")
     args = parser.parse_args()
@@ -258,9 +285,10 @@ def main() -> int:
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     calibration = calibrate_on_device(args.device, rows, args.out) if args.calibrate else None
+    served = serve_on_device(args.device) if args.serve else None
     if args.out:
         result = {"device": name, "torch": torch.__version__, "passed": passed, "failed": failed,
-                  "worst_abs_error": worst, "bench": rows, "calibration": calibration}
+                  "worst_abs_error": worst, "bench": rows, "calibration": calibration, "served": served}
         (Path(args.out) / "gpu_check.json").write_text(json.dumps(result, indent=2))
     return 1 if failed else 0
 

@@ -241,6 +241,17 @@ def test_serve_command_errors_are_one_line():
 
     runner = CliRunner()
     for args, words in ((["serve", "m.onnx"], "no such file"), (["serve", "m.safetensors"], "no such file"),
-                        (["serve", "nope"], "zoo model"), (["serve", "tiny-lstm", "--timesteps", "x"], "timesteps")):
+                        (["serve", "nope"], "zoo model"), (["serve", "tiny-lstm", "--timesteps", "x"], "timesteps"),
+                        (["serve", "tiny-lstm", "--device", "cuda"], "device: the numpy backend runs on the CPU only")):
         result = runner.invoke(app, args)
         assert result.exit_code != 0 and words in str(result.exception), (args, result.exception)
+
+
+def test_a_cuda_device_without_cuda_is_refused_by_name_before_serving():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the device is served, not refused")
+    from ebatch.serve.service import ModelService, ServeConfig
+
+    with pytest.raises(ValueError, match="^device: 'cuda' requested but CUDA is not available"):
+        ModelService(ServeConfig(model="tiny-lstm", backend="torch", device="cuda"))

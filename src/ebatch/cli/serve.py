@@ -36,6 +36,8 @@ def serve(
                                                  "target that caps T (0: none).")] = 0.0,
     backend: Annotated[str, typer.Option("--backend", help="Executor: numpy | torch.")] = "numpy",
     threads: Annotated[int, typer.Option("--threads", help="torch threads (0: torch's default).")] = 0,
+    device: Annotated[str | None, typer.Option("--device", help="With --backend torch: cpu (default) or cuda[:N]; "
+                                               "--energy auto then reads the GPU's NVML counter.")] = None,
     max_queued_requests: Annotated[int, typer.Option("--max-queued-requests", help="Requests admitted but not "
                                                      "started before new ones get 429.")] = 1024,
     max_queued_cells: Annotated[int, typer.Option("--max-queued-cells", help="Time-steps of queued requests "
@@ -75,7 +77,7 @@ def serve(
     config = ServeConfig(
         model=model, name=name or None, cell=cell, seed=seed, policy=policy_name, policy_params=policy_params,
         batch_size=batch_size, timesteps=t,
-        latency_slo_s=latency_slo_s or None, backend=backend, threads=threads or None,
+        latency_slo_s=latency_slo_s or None, backend=backend, device=device, threads=threads or None,
         max_queued_requests=max_queued_requests, max_queued_cells=max_queued_cells,
         max_request_bytes=max_request_bytes, drain_timeout_s=drain_timeout_s, max_idle_s=max_idle_s,
         max_streams=max_streams, energy=energy, hardware=hardware,

@@ -43,6 +43,7 @@ class ServeConfig:
     timesteps: int | str = 16
     latency_slo_s: float | None = None
     backend: str = "numpy"
+    device: str | None = None  # torch backend: "cpu" (default) or "cuda[:N]"
     threads: int | None = None
     max_queued_requests: int = 1024
     max_queued_cells: int = 1_000_000
@@ -119,7 +120,7 @@ class ModelService:
         self.name = config.served_name
         self.weights = weights if weights is not None else load_weights(config.model, config.cell, config.seed)
         self.model = self.weights.model
-        executor = make_executor(self.weights, config.backend, threads=config.threads)
+        executor = make_executor(self.weights, config.backend, device=config.device, threads=config.threads)
         self.energy: MeterChoice = choose_meter(config.energy, str(getattr(executor, "device", "cpu")),
                                                 config.hardware)
         ledger = EnergyLedger(self.energy.meter) if self.energy.meter is not None else None
