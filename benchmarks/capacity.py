@@ -63,6 +63,7 @@ JITTER_S, JITTER_DRAWS = 0.010, 5  # --timing-study: each send delayed by up to 
 #: minutes apart took up to 6 % more or less CPU time in steps (the eesen replay's --live table), and the gauge's
 #: reading and the steps' speed differed by up to 7 % (the generated table)
 SPEED_STUDY = (0.95, 1.05)
+SLOW_FAST, SPEED_ERROR = f"{SPEED_STUDY[0]:g}x, {SPEED_STUDY[1]:g}x", f"{1 - SPEED_STUDY[0]:.0%}".replace("%", " %")
 STUDY_RATE_STEP = 0.85  # the elasticity compares the p99 at the answer with the p99 at 0.85 x the answer
 TIMEOUT_PER_SLO = 1.1  # a request unanswered after 1.1 x SLO has failed it anyway
 MAX_PROBE_REQUESTS = 400
@@ -100,8 +101,12 @@ class CapacityRow:
     @property
     def well_conditioned(self) -> bool:
         """Whether the prediction moves by at most 20 % when the speed is off by :data:`SPEED_STUDY`."""
-        return self.predicted_rps > 0 and all(abs(r / self.predicted_rps - 1) <= 0.2
-                                              for r in self.predicted_slow_fast_rps)
+        return well_conditioned(self.predicted_rps, self.predicted_slow_fast_rps)
+
+
+def well_conditioned(answer_rps: float, moved_rps) -> bool:
+    """Whether an answer is known (> 0) and each of ``moved_rps`` (the same at another speed) is within 20 % of it."""
+    return answer_rps > 0 and all(abs(r / answer_rps - 1) <= 0.2 for r in moved_rps)
 
 
 def configs(slo_s: float, fixed_t: int, quick: bool) -> list[tuple[str, str, dict]]:
@@ -451,7 +456,7 @@ def speed_study(names: list[str], args) -> str:
         rates = [jittered_rate(at_speed(server, speed), arrival, slo_s, args.probe_slos, draw=None, start_rps=1.0)
                  for speed in (slow, 1.0, fast)]
         ratios = [_ratio(rates[0], rates[1]), _ratio(rates[2], rates[1])]
-        moved.append(rates[1] > 0 and max(abs(rates[0] / rates[1] - 1), abs(rates[2] / rates[1] - 1)) > 0.2)
+        moved.append(rates[1] > 0 and not well_conditioned(rates[1], (rates[0], rates[2])))
         lines.append(f"| {name} | {label} | {arrival} | " + " | ".join(f"{r:.3g}" for r in rates)
                      + f" | {ratios[0]} | {ratios[1]} |")
         print(lines[-1], file=sys.stderr)
@@ -549,12 +554,12 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
               "after each probe, with the server idle, against right after calibration); at calibrated speed: the "
               "same at speed 1; steps' speed: the simulated steps' busy time at the calibrated speed over the CPU "
               "time the server's steps took in those probes, and the prediction at that speed (a diagnostic: it "
-              "uses the measurement); at 0.95x, 1.05x: the prediction with the speed 5 % lower and higher (an answer "
-              "that moves by more than 20 % there cannot be checked to 20 %: section \"Speed sensitivity\"); "
-              "p99 at the max: the highest passing probe's p99, measured, measured again on "
+              f"uses the measurement); at {SLOW_FAST}: the prediction with the speed {SPEED_ERROR} lower and higher "
+              "(an answer that moves by more than 20 % there cannot be checked to 20 %: section \"Speed "
+              "sensitivity\"); p99 at the max: the highest passing probe's p99, measured, measured again on "
               "the same schedule after the search, and simulated):", "",
               "| model | SLO | arrival | policy | measured req/s | failed at | probes (simulated alike) | predicted | "
-              "predicted / measured | at 0.95x, 1.05x speed | share | speed | at calibrated speed | steps' speed "
+              f"predicted / measured | at {SLOW_FAST} speed | share | speed | at calibrated speed | steps' speed "
               "| at steps' speed | p99 at the max: measured, rerun, simulated | search |",
               "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
               "| ---: | ---: |"]
@@ -570,7 +575,8 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
                      f"{r.p99_at_max_s:.3g}, {r.p99_rerun_s:.3g}, {r.p99_simulated_s:.3g} s | {r.search_s:.0f} s |")
     conditioned = [r for r in page["capacity"] if r.well_conditioned]
     lines += ["", f"Within 20 %: {rate_within(page['capacity'])} of {len(page['capacity'])}; of the "
-              f"{len(conditioned)} searches whose prediction moves by at most 20 % at 0.95x and 1.05x the speed, "
+              f"{len(conditioned)} searches whose prediction moves by at most 20 % at "
+              f"{SLOW_FAST.replace(', ', ' and ')} the speed, "
               f"{rate_within(conditioned)}. "
               "Request overhead added to every predicted latency: "
               + ", ".join(f"{m} {s * 1e3:.1f} ms" for m, s in page["overheads"]) + ".", ""]
@@ -634,8 +640,8 @@ def summary(page: dict, command: str) -> str:
              f"Offline throughput, simulated within 15 % of measured: **{throughput_ok} of "
              f"{len(page['throughput'])}** policy x model pairs. Highest rate at the p99 SLO, simulated within 20 % "
              f"of `loadgen`'s search on the live server: **{rate_ok} of {len(page['capacity'])}**; of the "
-             f"{len(conditioned)} whose prediction moves by at most 20 % with the machine's speed 5 % lower or "
-             f"higher, {rate_within(conditioned)}. "
+             f"{len(conditioned)} whose prediction moves by at most 20 % with the machine's speed {SPEED_ERROR} "
+             f"lower or higher, {rate_within(conditioned)}. "
              + repeatability(page["capacity"]), "",
              "| model | SLO | arrival | policy | measured req/s | predicted req/s | predicted / measured |",
              "| --- | ---: | --- | --- | ---: | ---: | ---: |"]
