@@ -573,11 +573,10 @@ def markdown(page: dict, command: str, elapsed_s: float, load: tuple[str, str]) 
                      f"{r.predicted_calibrated_speed_rps:.3g} | {r.steps_speed:.2f} | "
                      f"{r.predicted_steps_speed_rps:.3g} ({_ratio(r.predicted_steps_speed_rps, r.measured_rps)}) | "
                      f"{r.p99_at_max_s:.3g}, {r.p99_rerun_s:.3g}, {r.p99_simulated_s:.3g} s | {r.search_s:.0f} s |")
-    conditioned = [r for r in page["capacity"] if r.well_conditioned]
+    conditioned, conditioned_ok = conditioned_rate_within(page["capacity"])
     lines += ["", f"Within 20 %: {rate_within(page['capacity'])} of {len(page['capacity'])}; of the "
-              f"{len(conditioned)} searches whose prediction moves by at most 20 % at "
-              f"{SLOW_FAST.replace(', ', ' and ')} the speed, "
-              f"{rate_within(conditioned)}. "
+              f"{conditioned} searches whose prediction moves by at most 20 % at "
+              f"{SLOW_FAST.replace(', ', ' and ')} the speed, {conditioned_ok}. "
               "Request overhead added to every predicted latency: "
               + ", ".join(f"{m} {s * 1e3:.1f} ms" for m, s in page["overheads"]) + ".", ""]
     lines += [repeatability(page["capacity"]), ""]
@@ -593,6 +592,12 @@ def throughput_within(checks) -> int:
 def rate_within(rows: list[CapacityRow]) -> int:
     """The 20 % check: searches whose predicted max rate is within 20 % of the measured one."""
     return sum(r.measured_rps > 0 and abs(r.predicted_rps / r.measured_rps - 1) <= 0.2 for r in rows)
+
+
+def conditioned_rate_within(rows: list[CapacityRow]) -> tuple[int, int]:
+    """The 20 % check over the well-conditioned searches only: how many there are, and how many pass."""
+    conditioned = [r for r in rows if r.well_conditioned]
+    return len(conditioned), rate_within(conditioned)
 
 
 def repeatability(rows: list[CapacityRow]) -> str:
@@ -633,15 +638,15 @@ def targets(rows: list[CapacityRow]) -> list[str]:
 def summary(page: dict, command: str) -> str:
     """The short version for docs/serving.md: both checks per policy, and the targets."""
     throughput_ok, rate_ok = throughput_within(page["throughput"]), rate_within(page["capacity"])
-    conditioned = [r for r in page["capacity"] if r.well_conditioned]
+    conditioned, conditioned_ok = conditioned_rate_within(page["capacity"])
     lines = ["### Predicted against measured (generated)", "",
              f"`{command}`, {datetime.date.today().isoformat()}; the method, the SLOs, the calibrated presets and "
              "every probe are in [serving-capacity.md](serving-capacity.md).", "",
              f"Offline throughput, simulated within 15 % of measured: **{throughput_ok} of "
              f"{len(page['throughput'])}** policy x model pairs. Highest rate at the p99 SLO, simulated within 20 % "
              f"of `loadgen`'s search on the live server: **{rate_ok} of {len(page['capacity'])}**; of the "
-             f"{len(conditioned)} whose prediction moves by at most 20 % with the machine's speed {SPEED_ERROR} "
-             f"lower or higher, {rate_within(conditioned)}. "
+             f"{conditioned} whose prediction moves by at most 20 % with the machine's speed {SPEED_ERROR} "
+             f"lower or higher, {conditioned_ok}. "
              + repeatability(page["capacity"]), "",
              "| model | SLO | arrival | policy | measured req/s | predicted req/s | predicted / measured |",
              "| --- | ---: | --- | --- | ---: | ---: | ---: |"]

@@ -208,6 +208,7 @@ def rounds_table(plays: list[Round], requests: int) -> list[str]:
     for i, play in enumerate(plays):
         lines.append(f"| {i // 2 + 1} | {play.served_by} | {play.p99_s:.2f} s | {play.answered}/{requests} | "
                      f"{play.step_cpu_s:.2f} |")
+
     def median(served_by: str, field: str) -> float:
         return float(np.median([getattr(p, field) for p in plays if p.served_by == served_by]))
 
